@@ -1,0 +1,65 @@
+"""Reads: jobs visible to a user, and a job's progress."""
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import QuerySet
+
+from .models import Delivery, Job, JobStatus
+from .progress import JobCounts
+from .services.finishing import job_counts_from_db
+from .stores import get_progress_store
+
+
+def job_list(
+    *, user: AbstractBaseUser, channel: str | None = None, status: str | None = None
+) -> QuerySet[Job]:
+    """The jobs `user` may see (staff: every job), newest first."""
+    jobs = Job.objects.all() if user.is_staff else Job.objects.filter(owner=user)
+    if channel:
+        jobs = jobs.filter(channel=channel)
+    if status:
+        jobs = jobs.filter(status=status)
+    return jobs.order_by("-created_at")
+
+
+def job_get(*, user: AbstractBaseUser, job_id: object, channel: str | None = None) -> Job | None:
+    """The job if it exists and `user` may see it; None for a malformed or unknown id."""
+    try:
+        job_uuid = uuid.UUID(str(job_id))
+    except ValueError:
+        return None
+    return job_list(user=user, channel=channel).filter(id=job_uuid).first()
+
+
+def delivery_list(*, job: Job, status: str | None = None) -> QuerySet[Delivery]:
+    deliveries = job.deliveries.order_by("id")
+    return deliveries.filter(status=status) if status else deliveries
+
+
+@dataclass(frozen=True)
+class JobProgress:
+    job: Job
+    counts: JobCounts
+
+    @property
+    def status(self) -> str:
+        return self.job.status
+
+    @property
+    def started_at(self) -> datetime | None:
+        return self.job.started_at
+
+
+def job_progress_get(*, job: Job) -> JobProgress:
+    """Live counters while the job runs (one Redis read); the rows' counts otherwise."""
+    counts = None
+    if job.is_active:
+        counts = get_progress_store().get(job.id)
+    if counts is None or counts.total != job.total:
+        counts = job_counts_from_db(job.id)
+    if job.status == JobStatus.QUEUED and (counts.active or counts.completed or counts.failed):
+        job.status = JobStatus.RUNNING
+    return JobProgress(job=job, counts=counts)

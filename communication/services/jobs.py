@@ -1,0 +1,230 @@
+"""Jobs: create, send now or queue, cancel, retry what failed.
+
+`message_send` is what the API, the command line and the best-deals campaign call.
+"""
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import close_old_connections, transaction
+from django.utils import timezone
+
+from ..conf import channel_setting, get_setting
+from ..exceptions import ApplicationError, RateLimiterUnavailable
+from ..models import (
+    ACTIVE_JOB_STATUSES,
+    UNSENT_DELIVERY_STATUSES,
+    Delivery,
+    DeliveryStatus,
+    Job,
+    JobStatus,
+)
+from ..senders import html_to_text, provider_for
+from ..stores import get_job_runtime, get_progress_store, get_rate_limiter
+from .finishing import job_counts_from_db, job_finish, job_refresh_final_counts
+from .sending import SendReport, claim_send, deliveries_claim, deliveries_record, job_batch_send
+
+logger = logging.getLogger(__name__)
+
+INSERT_BATCH_SIZE = 5000
+
+
+@dataclass
+class SendResult:
+    job: Job
+    queued: bool
+    report: SendReport | None = None  # outcomes of a synchronous send
+
+
+@transaction.atomic
+def job_create(
+    *,
+    owner: AbstractBaseUser,
+    channel: str,
+    recipients: Sequence[str],
+    message: str,
+    subject: str = "",
+    text: str = "",
+    template: str = "",
+    context: Mapping[str, Any] | None = None,
+    recipient_contexts: Mapping[str, Mapping[str, Any]] | None = None,
+    queued: bool = True,
+) -> Job:
+    """Create a job and one delivery row per recipient, in one transaction.
+
+    Recipients must already be validated and de-duplicated. Nothing is sent here.
+    """
+    job = Job.objects.create(
+        owner=owner,
+        channel=channel,
+        subject=subject,
+        message=message,
+        text=text or (html_to_text(message) if channel == "email" and not template else ""),
+        template=template,
+        context=dict(context) if context else None,
+        queued=queued,
+        total=len(recipients),
+    )
+    contexts = recipient_contexts or {}
+    Delivery.objects.bulk_create(
+        (Delivery(job=job, recipient=r, context=contexts.get(r)) for r in recipients),
+        batch_size=INSERT_BATCH_SIZE,
+    )
+    return job
+
+
+def message_send(
+    *,
+    owner: AbstractBaseUser,
+    channel: str,
+    recipients: Sequence[str],
+    message: str,
+    subject: str = "",
+    text: str = "",
+    force_queue: bool = False,
+    template: str = "",
+    context: Mapping[str, Any] | None = None,
+    recipient_contexts: Mapping[str, Mapping[str, Any]] | None = None,
+) -> SendResult:
+    """Send to validated recipients: synchronously when few, otherwise as a queued job.
+
+    A synchronous send that cannot get rate-limit slots within `SYNC_SEND_WAIT` seconds is
+    queued instead (`SendResult.queued` is then True).
+    """
+    queued = force_queue or len(recipients) >= get_setting("BULK_THRESHOLD")
+    job = job_create(
+        owner=owner,
+        channel=channel,
+        recipients=recipients,
+        message=message,
+        subject=subject,
+        text=text,
+        template=template,
+        context=context,
+        recipient_contexts=recipient_contexts,
+        queued=queued,
+    )
+    if not queued:
+        report = job_send_now(job=job)
+        if report is not None:
+            return SendResult(job=job, queued=False, report=report)
+        Job.objects.filter(id=job.id).update(queued=True)
+        job.queued = True
+    transaction.on_commit(lambda: job_dispatch(job=job))
+    return SendResult(job=job, queued=True)
+
+
+def job_send_now(*, job: Job) -> SendReport | None:
+    """Send a small job within the request; None if the rate limit has no room for it now."""
+    limiter = get_rate_limiter(job.channel, provider_for(job.channel))
+    try:
+        reservation = limiter.reserve(
+            job.total, horizon=get_setting("SYNC_SEND_WAIT"), all_or_nothing=True
+        )
+    except RateLimiterUnavailable as err:
+        logger.warning("rate limiter unavailable; job %s is queued instead: %s", job.id, err)
+        return None
+    if len(reservation.slots) < job.total:
+        return None
+    Job.objects.filter(id=job.id).update(status=JobStatus.RUNNING, started_at=timezone.now())
+    claim = deliveries_claim(job=job, limit=job.total)
+    report = claim_send(job=job, claim=claim, reservation=reservation, limiter=limiter)
+    deliveries_record(job=job, claim=claim, report=report)
+    if not job_finish(job=job):
+        # Transient failures wait for their retry in the queue.
+        transaction.on_commit(lambda: job_dispatch(job=job))
+    job.refresh_from_db()
+    return report
+
+
+def job_dispatch(*, job: Job) -> None:
+    """Start (or restart) the lanes that send a job's batches.
+
+    Safe to call again at any time: new lanes replace the old ones, whose tasks then stop.
+    Enqueue failures are logged and left to the recovery sweep.
+    """
+    if get_setting("EMBEDDED"):
+        threading.Thread(target=_run_in_process, args=(job.id,), daemon=True).start()
+        return
+    try:
+        progress = get_progress_store()
+        if progress.get(job.id) is None:
+            progress.seed(job.id, job_counts_from_db(job.id))
+        open_count = Delivery.objects.filter(job=job, status__in=UNSENT_DELIVERY_STATUSES).count()
+        batches = math.ceil(open_count / channel_setting(job.channel, "BATCH_SIZE"))
+        lanes = max(1, min(get_setting("BATCHES_IN_FLIGHT"), batches))
+        tokens = get_job_runtime().start_lanes(job.id, lanes)
+        from ..tasks import send_batch as send_batch_task
+
+        for lane, token in enumerate(tokens):
+            args = (str(job.id), job.channel, lane, token)
+            send_batch_task.apply_async(args, queue=job.channel)
+    except Exception:
+        logger.exception("could not dispatch job %s; the recovery sweep will retry", job.id)
+
+
+def _run_in_process(job_id: object) -> None:
+    """Embedded mode: one lane in a thread of this process, pausing as the queue would."""
+    try:
+        while (wait := job_batch_send(job_id=job_id)) is not None:
+            time.sleep(wait)
+    except Exception:
+        logger.exception("job %s failed in process", job_id)
+    finally:
+        close_old_connections()
+
+
+def job_cancel(*, job: Job) -> Job:
+    """Cancel a job: nothing more is sent; unsent recipients become cancelled.
+
+    Batches in progress stop before their next send (they check the job's flag).
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        cancelled = Job.objects.filter(id=job.id, status__in=ACTIVE_JOB_STATUSES).update(
+            status=JobStatus.CANCELLED, finished_at=now
+        )
+        if not cancelled:
+            job.refresh_from_db()
+            raise ApplicationError(f"job is already {job.status}", status=409)
+        Delivery.objects.filter(job=job, status__in=UNSENT_DELIVERY_STATUSES).update(
+            status=DeliveryStatus.CANCELLED, next_attempt_at=None, updated_at=now
+        )
+    try:
+        get_job_runtime().stop(job.id)
+    except Exception:
+        logger.warning("could not flag job %s as cancelled in Redis; batches stop at record time")
+    get_progress_store().delete(job.id)
+    job_refresh_final_counts(job_id=job.id)
+    job.refresh_from_db()
+    return job
+
+
+def job_retry_failed(*, job: Job, include_unknown: bool = False) -> int:
+    """Queue a job's failed recipients again (and those of unknown outcome, if asked).
+
+    Returns how many were queued. Their retry budget starts afresh.
+    """
+    if job.status == JobStatus.CANCELLED:
+        raise ApplicationError("a cancelled job cannot be retried", status=409)
+    statuses = [DeliveryStatus.FAILED] + ([DeliveryStatus.UNKNOWN] if include_unknown else [])
+    now = timezone.now()
+    with transaction.atomic():
+        count = Delivery.objects.filter(job=job, status__in=statuses).update(
+            status=DeliveryStatus.PENDING, attempts=0, next_attempt_at=None, updated_at=now
+        )
+        if not count:
+            raise ApplicationError("the job has no failed recipients to retry", status=409)
+        Job.objects.filter(id=job.id).exclude(status__in=ACTIVE_JOB_STATUSES).update(
+            status=JobStatus.QUEUED, finished_at=None, queued=True
+        )
+        get_progress_store().delete(job.id)
+        transaction.on_commit(lambda: job_dispatch(job=job))
+    job.refresh_from_db()
+    return count

@@ -1,0 +1,322 @@
+"""Sending deliveries: claim a batch, take rate-limit slots, send, record the outcomes.
+
+Every send path (queued batches, the synchronous path, the command line) goes through
+`claim_send`, so every send holds a claim on its delivery row and a global rate-limit slot.
+
+Exactly-once rules:
+- A delivery is claimed by one conditional UPDATE (unsent and due → `sending`, with a claim
+  token and a lease). Only the claim holder may record its outcome.
+- Before the provider is called, the delivery id is recorded under the claim token (Redis). A
+  claim whose worker died is resolved by `services.recovery`: handed over → `unknown`, not
+  handed over → unsent again. Nothing recorded as sent or handed over is sent again.
+"""
+
+import logging
+import random
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.db.models import Count, F, Min, Q
+from django.utils import timezone
+
+from ..conf import channel_setting, get_setting
+from ..exceptions import CommunicationError, RateLimiterUnavailable
+from ..models import (
+    ACTIVE_JOB_STATUSES,
+    OPEN_DELIVERY_STATUSES,
+    UNSENT_DELIVERY_STATUSES,
+    Delivery,
+    DeliveryStatus,
+    Job,
+    JobStatus,
+)
+from ..progress import status_changes
+from ..rate_limit import RateLimiter, Reservation
+from ..senders import Sender, provider_for, sender_for
+from ..stores import get_job_runtime, get_progress_store, get_rate_limiter
+from .finishing import job_finish, job_refresh_final_counts
+
+logger = logging.getLogger(__name__)
+
+# Every countdown we put on a task stays far inside the broker's visibility timeout, so a delayed
+# task is never redelivered while it waits; longer waits are taken in several hops.
+MAX_COUNTDOWN = 60.0
+CANCEL_CHECK_INTERVAL = 0.5
+RELEASED = "released"
+
+
+@dataclass
+class Claim:
+    token: uuid.UUID
+    deliveries: list[Delivery]
+    previous: dict[int, str]  # delivery id -> status before the claim
+
+
+@dataclass
+class Outcome:
+    delivery: Delivery
+    status: str  # a DeliveryStatus, or RELEASED: not attempted, give the row back
+    error: str = ""
+    provider_message_id: str = ""
+    retry_in: float | None = None
+    throttled: bool = False  # the provider asked the whole channel to slow down
+
+
+@dataclass
+class SendReport:
+    outcomes: list[Outcome] = field(default_factory=list)
+    wait: float = 0.0  # how long the channel asked us to hold off (rate limit, throttling)
+
+    def count(self, status: str) -> int:
+        return sum(1 for outcome in self.outcomes if outcome.status == status)
+
+
+def retry_delay(attempt: int, retry_after: float | None = None) -> float:
+    """Seconds before retry number `attempt` (1-based): exponential, with jitter, capped.
+
+    The jitter keeps half the step (`[d/2, d]`), so retries stay spaced by the backoff; a
+    provider's `Retry-After` is a floor.
+    """
+    ceiling = min(
+        get_setting("RETRY_BACKOFF_MAX"), get_setting("RETRY_BACKOFF") * 2 ** (attempt - 1)
+    )
+    delay = random.uniform(ceiling / 2, ceiling)
+    return max(delay, retry_after or 0.0)
+
+
+def deliveries_claim(*, job: Job, limit: int, ids: Iterable[int] | None = None) -> Claim:
+    """Claim up to `limit` unsent deliveries of `job` that are due now (or exactly `ids`)."""
+    now = timezone.now()
+    token = uuid.uuid4()
+    due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+    unsent = Delivery.objects.filter(job=job, status__in=UNSENT_DELIVERY_STATUSES).filter(due)
+    if ids is not None:
+        unsent = unsent.filter(id__in=list(ids))
+    with transaction.atomic():
+        rows = list(
+            unsent.select_for_update(skip_locked=True)
+            .order_by("id")
+            .values_list("id", "status")[:limit]
+        )
+        Delivery.objects.filter(
+            id__in=[pk for pk, _ in rows], status__in=UNSENT_DELIVERY_STATUSES
+        ).update(
+            status=DeliveryStatus.SENDING,
+            claim_token=token,
+            lease_expires_at=now + timedelta(seconds=get_setting("DELIVERY_LEASE")),
+            attempts=F("attempts") + 1,
+            updated_at=now,
+        )
+    deliveries = list(Delivery.objects.filter(id__in=[pk for pk, _ in rows], claim_token=token))
+    deliveries.sort(key=lambda delivery: delivery.pk)
+    claim = Claim(token=token, deliveries=deliveries, previous=dict(rows))
+    if deliveries:
+        get_job_runtime().open_claim(token)
+        get_progress_store().move(
+            job.id,
+            status_changes((claim.previous[d.pk], DeliveryStatus.SENDING) for d in deliveries),
+        )
+    return claim
+
+
+def claim_send(
+    *, job: Job, claim: Claim, reservation: Reservation, limiter: RateLimiter
+) -> SendReport:
+    """Send the claimed deliveries at their reserved slots; record nothing yet.
+
+    Deliveries without a slot, or left when the job is cancelled, the sender falls behind its
+    slots, or the provider throttles the channel, come back as RELEASED (no attempt used).
+    """
+    report = SendReport()
+    runtime = get_job_runtime()
+    pending = list(claim.deliveries)
+    sender = sender_for(job)
+    last_cancel_check = 0.0
+    try:
+        sender.open()
+        for slot in reservation.slots:
+            if not pending:
+                break
+            if time.monotonic() - last_cancel_check > CANCEL_CHECK_INTERVAL:
+                last_cancel_check = time.monotonic()
+                if runtime.is_stopped(job.id):
+                    break
+            time.sleep(max(0.0, slot - time.monotonic()))
+            if reservation.is_late(slot):
+                break  # sending now could put two sends closer than the limit allows
+            delivery = pending.pop(0)
+            runtime.mark_handed(claim.token, delivery.pk)
+            outcome = _send_one(sender, delivery)
+            report.outcomes.append(outcome)
+            if outcome.throttled and outcome.retry_in is not None:
+                limiter.pause(outcome.retry_in)
+                report.wait = outcome.retry_in
+                break
+    except CommunicationError as err:  # the provider could not even be opened
+        for delivery in pending:
+            report.outcomes.append(_failure(delivery, err))
+        pending = []
+    finally:
+        sender.close()
+    report.outcomes += [Outcome(delivery, RELEASED) for delivery in pending]
+    return report
+
+
+def _send_one(sender: Sender, delivery: Delivery) -> Outcome:
+    try:
+        provider_message_id = sender.send(delivery)
+    except CommunicationError as err:
+        logger.info("send failed job=%s delivery=%s: %s", delivery.job_id, delivery.pk, err)
+        return _failure(delivery, err)
+    logger.debug("sent job=%s delivery=%s", delivery.job_id, delivery.pk)
+    return Outcome(delivery, DeliveryStatus.SENT, provider_message_id=provider_message_id or "")
+
+
+def _failure(delivery: Delivery, err: CommunicationError) -> Outcome:
+    error = str(err)[:2000] or type(err).__name__
+    if not (err.retryable and delivery.attempts <= get_setting("MAX_RETRIES")):
+        return Outcome(delivery, DeliveryStatus.FAILED, error=error)
+    return Outcome(
+        delivery,
+        DeliveryStatus.RETRY,
+        error=error,
+        retry_in=retry_delay(delivery.attempts, err.retry_after),
+        # HTTP 429 and SMTP 421 throttle the sender, not this recipient.
+        throttled=err.status_code in (429, 421),
+    )
+
+
+def deliveries_record(*, job: Job, claim: Claim, report: SendReport) -> None:
+    """Write the outcomes of a claim in bulk, only where the claim still holds."""
+    now = timezone.now()
+    cancelled = get_job_runtime().is_stopped(job.id) or not _job_is_active(job.id)
+    by_id = {outcome.delivery.pk: outcome for outcome in report.outcomes}
+    transitions = []
+    with transaction.atomic():
+        held = set(
+            Delivery.objects.select_for_update()
+            .filter(id__in=list(by_id), claim_token=claim.token, status=DeliveryStatus.SENDING)
+            .values_list("id", flat=True)
+        )
+        provider = provider_for(job.channel)
+        changed = []
+        for pk in held:
+            outcome = by_id[pk]
+            status = _final_status(outcome, claim.previous[pk], cancelled)
+            _apply(outcome, status, provider, now)
+            changed.append(outcome.delivery)
+            transitions.append((DeliveryStatus.SENDING, status))
+        Delivery.objects.bulk_update(changed, RECORDED_FIELDS)
+    get_progress_store().move(job.id, status_changes(transitions))
+    get_job_runtime().close_claim(claim.token)
+    if cancelled:
+        job_refresh_final_counts(job_id=job.id)
+
+
+RECORDED_FIELDS = [
+    "status",
+    "attempts",
+    "last_error",
+    "provider",
+    "provider_message_id",
+    "sent_at",
+    "next_attempt_at",
+    "claim_token",
+    "lease_expires_at",
+    "updated_at",
+]
+
+
+def _apply(outcome: Outcome, status: str, provider: str, now: datetime) -> None:
+    delivery = outcome.delivery
+    delivery.status = status
+    delivery.claim_token = None
+    delivery.lease_expires_at = None
+    delivery.updated_at = now
+    if outcome.status == RELEASED:
+        delivery.attempts -= 1  # never attempted: waiting for a slot costs no retry
+        return
+    delivery.provider = provider
+    delivery.last_error = outcome.error
+    delivery.provider_message_id = outcome.provider_message_id
+    delivery.sent_at = now if status == DeliveryStatus.SENT else None
+    delivery.next_attempt_at = (
+        now + timedelta(seconds=outcome.retry_in) if outcome.retry_in is not None else None
+    )
+
+
+def _final_status(outcome: Outcome, previous: str, cancelled: bool) -> str:
+    if outcome.status == RELEASED:
+        return DeliveryStatus.CANCELLED if cancelled else previous
+    if outcome.status == DeliveryStatus.RETRY and cancelled:
+        return DeliveryStatus.CANCELLED
+    return outcome.status
+
+
+def _job_is_active(job_id: object) -> bool:
+    return Job.objects.filter(id=job_id, status__in=ACTIVE_JOB_STATUSES).exists()
+
+
+def job_batch_send(*, job_id: object) -> float | None:
+    """Send the next batch of a queued job; called by the batch task of one lane.
+
+    Returns the seconds after which the lane should run again, or None when there is nothing
+    left for it (the job was finished here or by another lane).
+    """
+    job = Job.objects.filter(id=job_id).first()
+    if job is None or not job.is_active:
+        return None
+    batch_size = channel_setting(job.channel, "BATCH_SIZE")
+    claim = deliveries_claim(job=job, limit=batch_size)
+    if not claim.deliveries:
+        return _idle_wait(job)
+    _job_mark_running(job)
+    limiter = get_rate_limiter(job.channel, provider_for(job.channel))
+    try:
+        reservation = limiter.reserve(
+            len(claim.deliveries), horizon=get_setting("RATE_LIMIT_MAX_WAIT")
+        )
+    except RateLimiterUnavailable as err:
+        logger.warning("rate limiter unavailable, job %s waits: %s", job.id, err)
+        reservation = Reservation(slots=[], wait=5.0, lateness=0.0)
+    report = claim_send(job=job, claim=claim, reservation=reservation, limiter=limiter)
+    deliveries_record(job=job, claim=claim, report=report)
+    released = report.count(RELEASED)
+    if released:
+        return min(max(reservation.wait, report.wait), MAX_COUNTDOWN)
+    if len(claim.deliveries) < batch_size:
+        return 0.0
+    return channel_setting(job.channel, "BATCH_DELAY")
+
+
+def _idle_wait(job: Job) -> float | None:
+    """Nothing claimable now: finish the job, wait for its next retry, or end the lane."""
+    now = timezone.now()
+    unsent = Q(status__in=UNSENT_DELIVERY_STATUSES)
+    summary = Delivery.objects.filter(job=job, status__in=OPEN_DELIVERY_STATUSES).aggregate(
+        open=Count("id"),
+        due=Count(
+            "id", filter=unsent & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        ),
+        next_retry=Min("next_attempt_at", filter=unsent),
+    )
+    if not summary["open"]:
+        job_finish(job=job)
+        return None
+    if summary["due"]:
+        return 0.5  # rows locked by another lane's claim in progress
+    if summary["next_retry"] is not None:
+        return min(max((summary["next_retry"] - now).total_seconds(), 0.0), MAX_COUNTDOWN)
+    return None  # only other lanes' batches in flight: they finish the job
+
+
+def _job_mark_running(job: Job) -> None:
+    if job.status == JobStatus.QUEUED:
+        Job.objects.filter(id=job.id, status=JobStatus.QUEUED).update(
+            status=JobStatus.RUNNING, started_at=timezone.now()
+        )
+        job.status = JobStatus.RUNNING

@@ -1,0 +1,48 @@
+"""Where the shared state lives: one Redis client per process, and the limiter of each channel.
+
+In embedded mode (no Redis; see settings.EMBEDDED) an in-process fakeredis server stands in, so
+the same Lua scripts and keys serve the single process of the quick start.
+"""
+
+import functools
+
+import redis
+from django.conf import settings
+
+from .conf import channel_setting, get_setting
+from .progress import ProgressStore
+from .rate_limit import RateLimiter, parse_rules
+from .runtime import JobRuntime
+
+
+@functools.cache
+def get_redis() -> redis.Redis:
+    if get_setting("EMBEDDED"):
+        import fakeredis
+
+        return fakeredis.FakeRedis()
+    return redis.Redis.from_url(
+        settings.REDIS_URL,
+        socket_timeout=5,
+        socket_connect_timeout=2,
+        health_check_interval=30,
+        retry_on_timeout=False,
+    )
+
+
+def get_rate_limiter(channel: str, provider: str) -> RateLimiter:
+    """The global limiter for `provider` on `channel`, with that channel's configured rules."""
+    return RateLimiter(
+        f"ratelimit:{channel}:{provider}",
+        parse_rules(channel_setting(channel, "RATE_LIMIT")),
+        get_redis(),
+        margin=get_setting("RATE_LIMIT_MARGIN"),
+    )
+
+
+def get_progress_store() -> ProgressStore:
+    return ProgressStore(get_redis())
+
+
+def get_job_runtime() -> JobRuntime:
+    return JobRuntime(get_redis(), heartbeat_ttl=get_setting("JOB_HEARTBEAT_TTL"))
