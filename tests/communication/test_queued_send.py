@@ -1,0 +1,93 @@
+"""The queued path end to end: API → real worker processes → real SMTP / HTTP providers."""
+
+import pytest
+
+from communication.models import Delivery, Job
+
+from ..servers import wait_until
+
+pytestmark = pytest.mark.slow
+
+COUNTS = ("pending", "active", "completed", "failed", "cancelled", "unknown")
+
+
+def poll_progress(api, path: str, job_id: str, timeout: float = 60.0) -> list[dict]:
+    """Poll progress until the job is final; every poll must be self-consistent."""
+    polls: list[dict] = []
+
+    def final() -> bool:
+        body = api.get(path, {"jobId": job_id}).json()
+        polls.append(body)
+        assert sum(body[k] for k in COUNTS) == body["total"], body
+        return body["status"] not in ("queued", "running")
+
+    wait_until(final, timeout, 0.2, "the job to finish")
+    shares = [p["progress"] for p in polls]
+    assert shares == sorted(shares), f"progress went backwards: {shares}"
+    return polls
+
+
+def test_bulk_email_is_queued_and_sent_once_each(service, api):
+    service.configure(EMAIL_RATE_LIMIT="100/s", EMAIL_BATCH_DELAY=0.1)
+    service.start_worker(concurrency=2)
+    recipients = [f"user{i}@example.com" for i in range(25)]
+
+    response = api.post(
+        "/api/communication/email/send",
+        {"recipients": recipients, "subject": "Deals", "message": "<p>Hello <b>there</b></p>"},
+        format="json",
+    )
+
+    assert response.status_code == 202, response.json()
+    body = response.json()
+    assert body["queued"] is True and body["total"] == 25 and body["rejected"] == []
+    polls = poll_progress(api, "/api/communication/email/progress", body["jobId"])
+    assert polls[-1]["status"] == "completed" and polls[-1]["completed"] == 25
+    assert polls[-1]["progress"] == 100
+    assert sorted(service.smtp.recipients()) == sorted(recipients)
+    assert service.smtp.duplicates() == {}
+    message = service.smtp.messages()[0]
+    assert message["Subject"] == "Deals"
+    assert message["Message-ID"].startswith(f"<{body['jobId'].replace('-', '')}.")
+    parts = {
+        part.get_content_type(): part.get_payload(decode=True).decode()
+        for part in message.walk()
+        if not part.is_multipart()
+    }
+    assert "Hello there" in parts["text/plain"] and "<b>there</b>" in parts["text/html"]
+
+
+def test_bulk_sms_retries_transient_and_fails_permanent(service, api):
+    service.configure(SMS_RATE_LIMIT="100/s", SMS_BATCH_DELAY=0, RETRY_BACKOFF=0.2)
+    service.sms.failures.add("+233241000001", 503, times=2)
+    service.sms.failures.add("+233241000002", 429, times=1)
+    service.sms.failures.add("+233241000003", 400)
+    service.sms.failures.add("+233241000004", 503)  # never recovers: 4 attempts, then failed
+    service.start_worker()
+    numbers = [f"024100000{i}" for i in range(10)] + ["+233241000010", "024100000 1"]
+
+    response = api.post(
+        "/api/communication/sms/send",
+        {"recipients": numbers, "message": "Sale today", "isBulk": True},
+        format="json",
+    )
+
+    assert response.status_code == 202
+    job_id = response.json()["jobId"]
+    assert response.json()["total"] == 11  # the spaced duplicate collapsed
+    final = poll_progress(api, "/api/communication/sms/progress", job_id)[-1]
+    assert final["status"] == "completed_with_errors"
+    assert (final["completed"], final["failed"]) == (9, 2)
+    sent = service.sms.counts()
+    assert all(count == 1 for count in sent.values())
+    assert "+233241000001" in sent and "+233241000002" in sent
+    assert service.sms.attempts["+233241000001"] == 3
+    assert service.sms.attempts["+233241000003"] == 1
+    assert service.sms.attempts["+233241000004"] == 4
+    failed = api.get(f"/api/communication/jobs/{job_id}/recipients/", {"status": "failed"}).json()
+    assert {row["recipient"]: row["attempts"] for row in failed["results"]} == {
+        "+233241000003": 1,
+        "+233241000004": 4,
+    }
+    assert Job.objects.get(id=job_id).failed_count == 2
+    assert not Delivery.objects.filter(job_id=job_id, status="sending").exists()

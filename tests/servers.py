@@ -1,0 +1,320 @@
+"""Real local servers for tests: a private Redis, an SMTP sink and an HTTP SMS provider.
+
+Each records what it received with the time it arrived, and can be told to fail.
+"""
+
+import email
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from email.message import Message
+from pathlib import Path
+from typing import Any
+
+import redis
+from aiosmtpd.controller import Controller
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(predicate: Any, timeout: float, interval: float = 0.05, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+
+
+class RedisServer:
+    """A private `redis-server` on a free port, which a test may restart or flush."""
+
+    def __init__(self) -> None:
+        if not shutil.which("redis-server"):
+            raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="test-redis-")
+        self.process: subprocess.Popen[bytes] | None = None
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self.dir,
+                "--maxmemory-policy",
+                "noeviction",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        client = redis.Redis(port=self.port)
+        wait_until(lambda: _pings(client), 10, what="redis-server")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+            self.process = None
+
+    def restart(self, down_for: float = 0.0) -> None:
+        self.stop()
+        time.sleep(down_for)
+        self.start()
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port)
+
+
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.ConnectionError:
+        return False
+
+
+@dataclass
+class Received:
+    recipient: str
+    at: float  # time.time() of arrival
+    message: Message | None = None
+    body: dict[str, Any] = field(default_factory=dict)
+
+
+class Failures:
+    """Failure rules by recipient: `(status, times)`; times=None fails for ever."""
+
+    def __init__(self) -> None:
+        self._rules: dict[str, list[Any]] = {}
+        self._lock = threading.Lock()
+        self.everything: tuple[int, dict[str, str]] | None = None
+
+    def add(self, recipient: str, status: int, times: int | None = None) -> None:
+        self._rules[recipient] = [status, times]
+
+    def take(self, recipient: str) -> int | None:
+        with self._lock:
+            rule = self._rules.get(recipient)
+            if rule is None:
+                return None
+            status, times = rule
+            if times is not None:
+                if times <= 0:
+                    return None
+                rule[1] = times - 1
+            return status
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.received: list[Received] = []
+        self.attempts: Counter[str] = Counter()
+        self.failures = Failures()
+        self.lock = threading.Lock()
+
+    def recipients(self) -> list[str]:
+        return [r.recipient for r in self.received]
+
+    def counts(self) -> Counter[str]:
+        return Counter(self.recipients())
+
+    def duplicates(self) -> dict[str, int]:
+        return {who: n for who, n in self.counts().items() if n > 1}
+
+    def times(self) -> list[float]:
+        return sorted(r.at for r in self.received)
+
+
+class _SmtpHandler:
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        self.recorder.attempts[address] += 1
+        status = self.recorder.failures.take(address)
+        if status is not None:
+            return f"{status} {'Try again later' if status < 500 else 'No such user'}"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        message = email.message_from_bytes(envelope.content)
+        with self.recorder.lock:
+            for rcpt in envelope.rcpt_tos:
+                self.recorder.received.append(Received(rcpt, time.time(), message))
+        return "250 Message accepted"
+
+
+class SmtpServer(Recorder):
+    """aiosmtpd on a free port; `stop()`/`start()` simulate an outage."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.port = free_port()
+        self.controller = Controller(_SmtpHandler(self), hostname="127.0.0.1", port=self.port)
+
+    def start(self) -> None:
+        self.controller.start()
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    def messages(self) -> list[Message]:
+        return [r.message for r in self.received if r.message is not None]
+
+
+class SmsProvider(Recorder):
+    """pytest-httpserver standing in for an HTTP SMS provider (`POST /sms`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.server = HTTPServer(host="127.0.0.1", port=free_port(), threaded=True)
+        self.server.expect_request("/sms", method="POST").respond_with_handler(self._handle)
+        self.delay = 0.0
+        self.retry_after: str | None = None
+
+    def start(self) -> None:
+        self.server.start()
+
+    def stop(self) -> None:
+        if self.server.is_running():
+            self.server.stop()
+
+    @property
+    def url(self) -> str:
+        return self.server.url_for("/sms")
+
+    def _handle(self, request: Request) -> Response:
+        body = json.loads(request.data)
+        to = body.get("to", "")
+        self.attempts[to] += 1
+        if self.delay:
+            time.sleep(self.delay)
+        status = self.failures.take(to)
+        if status is not None:
+            headers = {"Retry-After": self.retry_after} if self.retry_after else {}
+            return Response(json.dumps({"error": "failed"}), status=status, headers=headers)
+        with self.lock:
+            self.received.append(Received(to, time.time(), body=body))
+            message_id = f"msg-{len(self.received)}"
+        return Response(json.dumps({"id": message_id}), status=200, content_type="application/json")
+
+
+def max_in_window(times: list[float], window: float = 1.0) -> int:
+    """The most events in any half-open window [t, t + window)."""
+    times = sorted(times)
+    best, start = 0, 0
+    for end, t in enumerate(times):
+        while times[start] <= t - window:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+def database_url(settings_dict: dict[str, Any]) -> str:
+    """A DATABASE_URL for a subprocess, pointing at the test database in use."""
+    engine = settings_dict["ENGINE"]
+    name = settings_dict["NAME"]
+    if "sqlite" in engine:
+        return f"sqlite:///{Path(name).resolve()}"
+    user = settings_dict.get("USER") or ""
+    password = settings_dict.get("PASSWORD") or ""
+    auth = f"{user}:{password}@" if password else f"{user}@" if user else ""
+    host = settings_dict.get("HOST") or "localhost"
+    port = settings_dict.get("PORT") or 5432
+    return f"postgres://{auth}{host}:{port}/{name}"
+
+
+class Worker:
+    """A real `celery worker` process (its own process group, so SIGKILL takes all of it)."""
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        queues: str = "email,sms",
+        concurrency: int = 1,
+        beat: bool = False,
+        log: Path | None = None,
+    ) -> None:
+        self.log = log or Path(tempfile.mkstemp(prefix="worker-", suffix=".log")[1])
+        name = f"w{free_port()}@%h"
+        command = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "messaging_site",
+            "worker",
+            "-Q",
+            queues,
+            "-c",
+            str(concurrency),
+            "-n",
+            name,
+            "-l",
+            "info",
+            "--without-gossip",
+            "--without-mingle",
+        ]
+        if beat:
+            command += ["-B", "-s", str(self.log) + ".beat"]
+        self._log_file = open(self.log, "w")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            command,
+            env={**os.environ, **env},
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_until(
+            lambda: "ready." in self.log.read_text() or self.process.poll() is not None,
+            30,
+            0.1,
+            "the worker to start",
+        )
+        if self.process.poll() is not None:
+            raise RuntimeError(f"worker exited:\n{self.log.read_text()[-3000:]}")
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._log_file.close()
+
+    def output(self) -> str:
+        return self.log.read_text()
