@@ -99,11 +99,14 @@ class JobRuntime:
 
     def open_claim(self, claim_token: object) -> None:
         """Start the record of a claim; its absence later means the record was lost."""
-        self.client.rpush(self._handed(claim_token), 0)
-        self.client.expire(self._handed(claim_token), HANDED_TTL_SECONDS)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.rpush(self._handed(claim_token), 0)
+        pipe.expire(self._handed(claim_token), HANDED_TTL_SECONDS)
+        pipe.execute()
 
-    def mark_handed(self, claim_token: object, delivery_id: int) -> None:
-        self.client.rpush(self._handed(claim_token), delivery_id)
+    def mark_handed(self, claim_token: object, delivery_id: int) -> bool:
+        """Record a hand-over; False if the claim's record is gone (Redis lost its data)."""
+        return bool(self.client.rpushx(self._handed(claim_token), delivery_id))
 
     def handed(self, claim_token: object) -> set[int] | None:
         """Deliveries of the claim handed to a provider; None if the record is gone."""

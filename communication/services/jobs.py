@@ -138,6 +138,7 @@ def job_send_now(*, job: Job) -> SendReport | None:
     deliveries_record(job=job, claim=claim, report=report)
     if not job_finish(job=job):
         # Transient failures wait for their retry in the queue.
+        Job.objects.filter(id=job.id).update(queued=True)
         transaction.on_commit(lambda: job_dispatch(job=job))
     job.refresh_from_db()
     return report

@@ -11,6 +11,7 @@ Exactly-once rules:
   handed over → unsent again. Nothing recorded as sent or handed over is sent again.
 """
 
+import contextlib
 import logging
 import random
 import time
@@ -19,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import redis
 from django.db import transaction
 from django.db.models import Count, F, Min, Q
 from django.utils import timezone
@@ -46,6 +48,7 @@ logger = logging.getLogger(__name__)
 # task is never redelivered while it waits; longer waits are taken in several hops.
 MAX_COUNTDOWN = 60.0
 CANCEL_CHECK_INTERVAL = 0.5
+REDIS_DOWN_WAIT = 5.0
 RELEASED = "released"
 
 
@@ -96,6 +99,8 @@ def deliveries_claim(*, job: Job, limit: int, ids: Iterable[int] | None = None) 
     unsent = Delivery.objects.filter(job=job, status__in=UNSENT_DELIVERY_STATUSES).filter(due)
     if ids is not None:
         unsent = unsent.filter(id__in=list(ids))
+    # The hand-over record exists before any row is claimed: a claim is never left without one.
+    get_job_runtime().open_claim(token)
     with transaction.atomic():
         rows = list(
             unsent.select_for_update(skip_locked=True)
@@ -114,12 +119,8 @@ def deliveries_claim(*, job: Job, limit: int, ids: Iterable[int] | None = None) 
     deliveries = list(Delivery.objects.filter(id__in=[pk for pk, _ in rows], claim_token=token))
     deliveries.sort(key=lambda delivery: delivery.pk)
     claim = Claim(token=token, deliveries=deliveries, previous=dict(rows))
-    if deliveries:
-        get_job_runtime().open_claim(token)
-        get_progress_store().move(
-            job.id,
-            status_changes((claim.previous[d.pk], DeliveryStatus.SENDING) for d in deliveries),
-        )
+    transitions = [(claim.previous[d.pk], DeliveryStatus.SENDING) for d in deliveries]
+    get_progress_store().move(job.id, status_changes(transitions))
     return claim
 
 
@@ -132,38 +133,63 @@ def claim_send(
     slots, or the provider throttles the channel, come back as RELEASED (no attempt used).
     """
     report = SendReport()
-    runtime = get_job_runtime()
     pending = list(claim.deliveries)
+    guard = _BatchGuard(job, claim)
     sender = sender_for(job)
-    last_cancel_check = 0.0
     try:
         sender.open()
         for slot in reservation.slots:
-            if not pending:
+            if not pending or guard.must_stop():
                 break
-            if time.monotonic() - last_cancel_check > CANCEL_CHECK_INTERVAL:
-                last_cancel_check = time.monotonic()
-                if runtime.is_stopped(job.id):
-                    break
             time.sleep(max(0.0, slot - time.monotonic()))
             if reservation.is_late(slot):
                 break  # sending now could put two sends closer than the limit allows
-            delivery = pending.pop(0)
-            runtime.mark_handed(claim.token, delivery.pk)
-            outcome = _send_one(sender, delivery)
+            if not guard.hand_over(pending[0]):
+                break
+            outcome = _send_one(sender, pending.pop(0))
             report.outcomes.append(outcome)
             if outcome.throttled and outcome.retry_in is not None:
-                limiter.pause(outcome.retry_in)
                 report.wait = outcome.retry_in
+                with contextlib.suppress(RateLimiterUnavailable):
+                    limiter.pause(outcome.retry_in)
                 break
     except CommunicationError as err:  # the provider could not even be opened
-        for delivery in pending:
-            report.outcomes.append(_failure(delivery, err))
+        report.outcomes += [_failure(delivery, err) for delivery in pending]
         pending = []
     finally:
         sender.close()
     report.outcomes += [Outcome(delivery, RELEASED) for delivery in pending]
     return report
+
+
+class _BatchGuard:
+    """When a batch must stop sending: the job was cancelled, the claim's lease is running
+    out, or Redis cannot record a hand-over (so a crash could not be told from a send)."""
+
+    def __init__(self, job: Job, claim: Claim) -> None:
+        self.job = job
+        self.claim = claim
+        self.runtime = get_job_runtime()
+        # Stop well before the lease ends: after it, recovery may give the rows to another lane.
+        self.deadline = time.monotonic() + get_setting("DELIVERY_LEASE") * 0.8
+        self.checked_at = 0.0
+
+    def must_stop(self) -> bool:
+        if time.monotonic() > self.deadline:
+            return True
+        if time.monotonic() - self.checked_at < CANCEL_CHECK_INTERVAL:
+            return False
+        self.checked_at = time.monotonic()
+        try:
+            return self.runtime.is_stopped(self.job.id)
+        except redis.RedisError:
+            return True
+
+    def hand_over(self, delivery: Delivery) -> bool:
+        try:
+            return self.runtime.mark_handed(self.claim.token, delivery.pk)
+        except redis.RedisError:
+            return False
 
 
 def _send_one(sender: Sender, delivery: Delivery) -> Outcome:
@@ -193,7 +219,7 @@ def _failure(delivery: Delivery, err: CommunicationError) -> Outcome:
 def deliveries_record(*, job: Job, claim: Claim, report: SendReport) -> None:
     """Write the outcomes of a claim in bulk, only where the claim still holds."""
     now = timezone.now()
-    cancelled = get_job_runtime().is_stopped(job.id) or not _job_is_active(job.id)
+    cancelled = not _job_is_active(job.id)
     by_id = {outcome.delivery.pk: outcome for outcome in report.outcomes}
     transitions = []
     with transaction.atomic():
@@ -212,7 +238,8 @@ def deliveries_record(*, job: Job, claim: Claim, report: SendReport) -> None:
             transitions.append((DeliveryStatus.SENDING, status))
         Delivery.objects.bulk_update(changed, RECORDED_FIELDS)
     get_progress_store().move(job.id, status_changes(transitions))
-    get_job_runtime().close_claim(claim.token)
+    with contextlib.suppress(redis.RedisError):
+        get_job_runtime().close_claim(claim.token)
     if cancelled:
         job_refresh_final_counts(job_id=job.id)
 
@@ -271,7 +298,11 @@ def job_batch_send(*, job_id: object) -> float | None:
     if job is None or not job.is_active:
         return None
     batch_size = channel_setting(job.channel, "BATCH_SIZE")
-    claim = deliveries_claim(job=job, limit=batch_size)
+    try:
+        claim = deliveries_claim(job=job, limit=batch_size)
+    except redis.RedisError as err:
+        logger.warning("redis unavailable, job %s waits: %s", job.id, err)
+        return REDIS_DOWN_WAIT
     if not claim.deliveries:
         return _idle_wait(job)
     _job_mark_running(job)
@@ -282,7 +313,7 @@ def job_batch_send(*, job_id: object) -> float | None:
         )
     except RateLimiterUnavailable as err:
         logger.warning("rate limiter unavailable, job %s waits: %s", job.id, err)
-        reservation = Reservation(slots=[], wait=5.0, lateness=0.0)
+        reservation = Reservation(slots=[], wait=REDIS_DOWN_WAIT, lateness=0.0)
     report = claim_send(job=job, claim=claim, reservation=reservation, limiter=limiter)
     deliveries_record(job=job, claim=claim, report=report)
     released = report.count(RELEASED)
