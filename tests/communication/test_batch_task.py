@@ -1,0 +1,105 @@
+"""One batch task, delivered twice, sends nothing twice; claims guard every send."""
+
+import pytest
+from django.core import mail
+
+from communication.models import Delivery, DeliveryStatus, Job
+from communication.services.jobs import job_create
+from communication.services.sending import (
+    Outcome,
+    SendReport,
+    deliveries_claim,
+    deliveries_record,
+    job_batch_send,
+)
+from communication.stores import get_job_runtime
+from communication.tasks import send_batch
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def fast(settings):
+    settings.COMMUNICATION = {
+        **settings.COMMUNICATION,
+        "EMAIL_RATE_LIMIT": "1000/s",
+        "EMAIL_BATCH_SIZE": 5,
+    }
+
+
+def make_job(user, n=12):
+    recipients = [f"r{i}@example.com" for i in range(n)]
+    return job_create(
+        owner=user, channel="email", recipients=recipients, message="<p>x</p>", subject="S"
+    )
+
+
+def test_the_same_link_delivered_twice_sends_one_batch(user, fast):
+    job = make_job(user)
+    [token] = get_job_runtime().start_lanes(job.id, 1)
+
+    send_batch(str(job.id), "email", 0, token)
+    send_batch(str(job.id), "email", 0, token)  # redelivered: its token is stale now
+
+    assert len(mail.outbox) == 5
+    assert Delivery.objects.filter(job=job, status=DeliveryStatus.SENT).count() == 5
+
+
+def test_a_superseded_lane_stops(user, fast):
+    job = make_job(user)
+    [old] = get_job_runtime().start_lanes(job.id, 1)
+    [new] = get_job_runtime().start_lanes(job.id, 1)  # the sweep dispatched the job again
+
+    send_batch(str(job.id), "email", 0, old)
+    assert not mail.outbox
+    send_batch(str(job.id), "email", 0, new)
+    assert len(mail.outbox) == 5
+
+
+def test_a_lane_survives_redis_losing_its_state(user, fast, redis_server):
+    job = make_job(user)
+    [token] = get_job_runtime().start_lanes(job.id, 1)
+    redis_server.client().flushall()
+    send_batch(str(job.id), "email", 0, token)
+    assert len(mail.outbox) == 5
+
+
+def test_lanes_run_the_job_to_its_end_and_finish_it_once(user, fast):
+    job = make_job(user)
+    tokens = get_job_runtime().start_lanes(job.id, 2)
+    pending = [(lane, token) for lane, token in enumerate(tokens)]
+    runtime = get_job_runtime()
+    steps = 0
+    while pending and steps < 20:
+        lane, token = pending.pop(0)
+        successor = runtime.advance(job.id, lane, token)
+        if job_batch_send(job_id=job.id) is not None:
+            pending.append((lane, successor))
+        steps += 1
+    job.refresh_from_db()
+    assert job.status == "completed" and job.completed_count == 12
+    assert sorted(m.to[0] for m in mail.outbox) == sorted(f"r{i}@example.com" for i in range(12))
+
+
+def test_an_outcome_is_recorded_only_by_the_claim_holder(user, fast):
+    job = make_job(user, n=1)
+    claim = deliveries_claim(job=job, limit=1)
+    delivery = claim.deliveries[0]
+    # The lease expired and recovery handed the row to someone else.
+    Delivery.objects.filter(id=delivery.pk).update(claim_token=None, status=DeliveryStatus.UNKNOWN)
+
+    deliveries_record(
+        job=job, claim=claim, report=SendReport([Outcome(delivery, DeliveryStatus.SENT)])
+    )
+
+    assert Delivery.objects.get(id=delivery.pk).status == DeliveryStatus.UNKNOWN
+
+
+def test_claims_never_overlap(user, fast):
+    job = make_job(user, n=7)
+    first = deliveries_claim(job=job, limit=5)
+    second = deliveries_claim(job=job, limit=5)
+    third = deliveries_claim(job=job, limit=5)
+    ids = [d.pk for claim in (first, second, third) for d in claim.deliveries]
+    assert len(ids) == len(set(ids)) == 7
+    assert Job.objects.get(id=job.id).total == 7
