@@ -68,7 +68,8 @@ class Plan:
         return cls(
             interval=finest.period / finest.limit * (1 + margin),
             windows=list(rules[1:]),
-            lateness=finest.period * margin / 2,
+            # A quarter of the margin for starting late, the rest for the network's jitter.
+            lateness=finest.period * margin / 4,
         )
 
 

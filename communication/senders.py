@@ -8,7 +8,7 @@ and the delivery's own context, so a 100,000-recipient job stores no rendered bo
 
 import contextlib
 from email.utils import parseaddr
-from typing import Protocol
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
@@ -39,13 +39,18 @@ def delivery_reference(job: Job, delivery: Delivery) -> str:
 
 
 class Sender(Protocol):
+    """Opened once per batch. `prepare` builds a recipient's message ahead of its rate-limit
+    slot, so that at the slot only `send` (the provider call) runs."""
+
     provider: str
 
     def open(self) -> None: ...
 
     def close(self) -> None: ...
 
-    def send(self, delivery: Delivery) -> str: ...
+    def prepare(self, delivery: Delivery) -> Any: ...
+
+    def send(self, message: Any) -> str: ...
 
 
 class EmailSender:
@@ -65,7 +70,7 @@ class EmailSender:
         with contextlib.suppress(Exception):
             self.backend.close()
 
-    def build(self, delivery: Delivery) -> EmailMultiAlternatives:
+    def prepare(self, delivery: Delivery) -> EmailMultiAlternatives:
         job = self.job
         context = {**(job.context or {}), **(delivery.context or {})}
         if job.template:
@@ -88,8 +93,7 @@ class EmailSender:
         email.attach_alternative(html, "text/html")
         return email
 
-    def send(self, delivery: Delivery) -> str:
-        email = self.build(delivery)
+    def send(self, email: EmailMultiAlternatives) -> str:
         try:
             sent = self.backend.send_messages([email])
         except Exception as err:
@@ -115,12 +119,14 @@ class SmsSender:
     def close(self) -> None:
         self.backend.close()
 
-    def send(self, delivery: Delivery) -> str:
-        message = SmsMessage(
+    def prepare(self, delivery: Delivery) -> SmsMessage:
+        return SmsMessage(
             to=delivery.recipient,
             body=self.job.message,
             reference=delivery_reference(self.job, delivery),
         )
+
+    def send(self, message: SmsMessage) -> str:
         self.backend.send_messages([message])
         return message.provider_message_id
 

@@ -227,6 +227,37 @@ class SmsProvider(Recorder):
         return Response(json.dumps({"id": message_id}), status=200, content_type="application/json")
 
 
+class SinkProcess:
+    """`tests.sink_server` in its own process: arrivals as (time, recipient)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.log = Path(tempfile.mkstemp(prefix="sink-", suffix=".log")[1])
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.sink_server", str(self.port), str(self.log)]
+        )
+        wait_until(self._listening, 10, what="the sink server")
+
+    def _listening(self) -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+            return True
+        except OSError:
+            return False
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/sms"
+
+    def arrivals(self) -> list[tuple[float, str]]:
+        lines = self.log.read_text().split()
+        return sorted((float(t), who) for t, who in zip(lines[::2], lines[1::2], strict=True))
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait()
+
+
 def max_in_window(times: list[float], window: float = 1.0) -> int:
     """The most events in any half-open window [t, t + window)."""
     times = sorted(times)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import close_old_connections, transaction
+from django.db import connections, transaction
 from django.utils import timezone
 
 from ..conf import channel_setting, get_setting
@@ -178,7 +178,7 @@ def _run_in_process(job_id: object) -> None:
     except Exception:
         logger.exception("job %s failed in process", job_id)
     finally:
-        close_old_connections()
+        connections.close_all()  # this thread's connections; close_old_connections keeps them
 
 
 def job_cancel(*, job: Job) -> Job:

@@ -136,17 +136,26 @@ def claim_send(
     pending = list(claim.deliveries)
     guard = _BatchGuard(job, claim)
     sender = sender_for(job)
+    prepared = None
     try:
         sender.open()
         for slot in reservation.slots:
             if not pending or guard.must_stop():
                 break
+            message = prepared if prepared is not None else _prepare(sender, pending[0])
+            prepared = None
+            if isinstance(message, Outcome):  # the message could not even be built
+                report.outcomes.append(message)
+                pending.pop(0)
+                continue
             time.sleep(max(0.0, slot - time.monotonic()))
             if reservation.is_late(slot):
-                break  # sending now could put two sends closer than the limit allows
+                # Sending now could put two sends closer than the limit allows: skip the slot.
+                prepared = message
+                continue
             if not guard.hand_over(pending[0]):
                 break
-            outcome = _send_one(sender, pending.pop(0))
+            outcome = _send_one(sender, pending.pop(0), message)
             report.outcomes.append(outcome)
             if outcome.throttled and outcome.retry_in is not None:
                 report.wait = outcome.retry_in
@@ -192,9 +201,17 @@ class _BatchGuard:
             return False
 
 
-def _send_one(sender: Sender, delivery: Delivery) -> Outcome:
+def _prepare(sender: Sender, delivery: Delivery) -> object:
     try:
-        provider_message_id = sender.send(delivery)
+        return sender.prepare(delivery)
+    except Exception as err:
+        logger.exception("cannot build the message of delivery %s", delivery.pk)
+        return Outcome(delivery, DeliveryStatus.FAILED, error=f"cannot build the message: {err}")
+
+
+def _send_one(sender: Sender, delivery: Delivery, message: object) -> Outcome:
+    try:
+        provider_message_id = sender.send(message)
     except CommunicationError as err:
         logger.info("send failed job=%s delivery=%s: %s", delivery.job_id, delivery.pk, err)
         return _failure(delivery, err)

@@ -4,27 +4,9 @@ import pytest
 
 from communication.models import Delivery, Job
 
-from ..servers import wait_until
+from ..polling import poll_progress
 
 pytestmark = pytest.mark.slow
-
-COUNTS = ("pending", "active", "completed", "failed", "cancelled", "unknown")
-
-
-def poll_progress(api, path: str, job_id: str, timeout: float = 60.0) -> list[dict]:
-    """Poll progress until the job is final; every poll must be self-consistent."""
-    polls: list[dict] = []
-
-    def final() -> bool:
-        body = api.get(path, {"jobId": job_id}).json()
-        polls.append(body)
-        assert sum(body[k] for k in COUNTS) == body["total"], body
-        return body["status"] not in ("queued", "running")
-
-    wait_until(final, timeout, 0.2, "the job to finish")
-    shares = [p["progress"] for p in polls]
-    assert shares == sorted(shares), f"progress went backwards: {shares}"
-    return polls
 
 
 def test_bulk_email_is_queued_and_sent_once_each(service, api):
@@ -41,7 +23,7 @@ def test_bulk_email_is_queued_and_sent_once_each(service, api):
     assert response.status_code == 202, response.json()
     body = response.json()
     assert body["queued"] is True and body["total"] == 25 and body["rejected"] == []
-    polls = poll_progress(api, "/api/communication/email/progress", body["jobId"])
+    polls = poll_progress(api, "email", body["jobId"])
     assert polls[-1]["status"] == "completed" and polls[-1]["completed"] == 25
     assert polls[-1]["progress"] == 100
     assert sorted(service.smtp.recipients()) == sorted(recipients)
@@ -75,7 +57,7 @@ def test_bulk_sms_retries_transient_and_fails_permanent(service, api):
     assert response.status_code == 202
     job_id = response.json()["jobId"]
     assert response.json()["total"] == 11  # the spaced duplicate collapsed
-    final = poll_progress(api, "/api/communication/sms/progress", job_id)[-1]
+    final = poll_progress(api, "sms", job_id)[-1]
     assert final["status"] == "completed_with_errors"
     assert (final["completed"], final["failed"]) == (9, 2)
     sent = service.sms.counts()
