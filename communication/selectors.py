@@ -4,13 +4,15 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+import redis
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 
 from .models import Delivery, Job, JobStatus
 from .progress import JobCounts
+from .senders import provider_for
 from .services.finishing import job_counts_from_db
-from .stores import get_progress_store
+from .stores import get_circuit_breaker, get_progress_store
 
 
 def job_list(
@@ -43,6 +45,7 @@ def delivery_list(*, job: Job, status: str | None = None) -> QuerySet[Delivery]:
 class JobProgress:
     job: Job
     counts: JobCounts
+    pause: tuple[str, str] | None = None  # (until, reason) while the channel's circuit is open
 
     @property
     def status(self) -> str:
@@ -62,4 +65,14 @@ def job_progress_get(*, job: Job) -> JobProgress:
         counts = job_counts_from_db(job.id)
     if job.status == JobStatus.QUEUED and (counts.active or counts.completed or counts.failed):
         job.status = JobStatus.RUNNING
-    return JobProgress(job=job, counts=counts)
+    return JobProgress(
+        job=job, counts=counts, pause=channel_pause_get(job.channel) if job.is_active else None
+    )
+
+
+def channel_pause_get(channel: str) -> tuple[str, str] | None:
+    """(until, reason) while the channel's provider circuit is open, else None."""
+    try:
+        return get_circuit_breaker(channel, provider_for(channel)).status()
+    except redis.RedisError:
+        return None

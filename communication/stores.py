@@ -9,6 +9,7 @@ import functools
 import redis
 from django.conf import settings
 
+from .circuit import CircuitBreaker
 from .conf import channel_setting, get_setting
 from .progress import ProgressStore
 from .rate_limit import RateLimiter, parse_rules
@@ -46,3 +47,12 @@ def get_progress_store() -> ProgressStore:
 
 def get_job_runtime() -> JobRuntime:
     return JobRuntime(get_redis(), heartbeat_ttl=get_setting("JOB_HEARTBEAT_TTL"))
+
+
+def get_circuit_breaker(channel: str, provider: str) -> CircuitBreaker:
+    return CircuitBreaker(
+        get_redis(),
+        f"circuit:{channel}:{provider}",
+        threshold=get_setting("CIRCUIT_BREAKER_THRESHOLD"),
+        cooldown=get_setting("CIRCUIT_BREAKER_COOLDOWN"),
+    )

@@ -16,6 +16,7 @@ import logging
 import random
 import time
 import uuid
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -39,7 +40,12 @@ from ..models import (
 from ..progress import status_changes
 from ..rate_limit import RateLimiter, Reservation
 from ..senders import Sender, provider_for, sender_for
-from ..stores import get_job_runtime, get_progress_store, get_rate_limiter
+from ..stores import (
+    get_circuit_breaker,
+    get_job_runtime,
+    get_progress_store,
+    get_rate_limiter,
+)
 from .finishing import job_finish, job_refresh_final_counts
 
 logger = logging.getLogger(__name__)
@@ -129,18 +135,23 @@ def claim_send(
 ) -> SendReport:
     """Send the claimed deliveries at their reserved slots; record nothing yet.
 
-    Deliveries without a slot, or left when the job is cancelled, the sender falls behind its
-    slots, or the provider throttles the channel, come back as RELEASED (no attempt used).
+    Deliveries without a slot, or left when the job is cancelled, the provider is unreachable,
+    throttles the channel or keeps failing (circuit breaker), come back as RELEASED: waiting
+    uses no retry.
     """
     report = SendReport()
     pending = list(claim.deliveries)
     guard = _BatchGuard(job, claim)
     sender = sender_for(job)
+    health = _ChannelHealth(job.channel, sender.provider, limiter)
+    slots = deque(reservation.slots)
+    replacements = len(pending)
     prepared = None
     try:
         sender.open()
-        for slot in reservation.slots:
-            if not pending or guard.must_stop():
+        while slots and pending:
+            slot = slots.popleft()
+            if guard.must_stop():
                 break
             message = prepared if prepared is not None else _prepare(sender, pending[0])
             prepared = None
@@ -150,25 +161,65 @@ def claim_send(
                 continue
             time.sleep(max(0.0, slot - time.monotonic()))
             if reservation.is_late(slot):
-                # Sending now could put two sends closer than the limit allows: skip the slot.
+                # Sending now could put two sends closer than the limit allows: take a new slot.
                 prepared = message
+                if len(slots) < len(pending) and replacements:
+                    replacements -= 1
+                    slots.extend(_reserve(limiter, 1).slots)
                 continue
             if not guard.hand_over(pending[0]):
                 break
             outcome = _send_one(sender, pending.pop(0), message)
             report.outcomes.append(outcome)
-            if outcome.throttled and outcome.retry_in is not None:
-                report.wait = outcome.retry_in
-                with contextlib.suppress(RateLimiterUnavailable):
-                    limiter.pause(outcome.retry_in)
+            report.wait = health.pause_after(outcome)
+            if report.wait:
                 break
-    except CommunicationError as err:  # the provider could not even be opened
-        report.outcomes += [_failure(delivery, err) for delivery in pending]
-        pending = []
+    except CommunicationError as err:
+        # The provider could not even be reached: nobody was attempted, so no retry is used.
+        logger.warning("%s provider %s unreachable: %s", job.channel, sender.provider, err)
+        report.wait = health.pause_after_outage(err, len(pending))
     finally:
         sender.close()
     report.outcomes += [Outcome(delivery, RELEASED) for delivery in pending]
+    if report.count(DeliveryStatus.SENT):
+        health.record_success()
     return report
+
+
+class _ChannelHealth:
+    """How long the whole channel must pause after an outcome: a provider's throttling
+    (`Retry-After`), or a circuit breaker opened by consecutive transient failures."""
+
+    def __init__(self, channel: str, provider: str, limiter: RateLimiter) -> None:
+        self.breaker = get_circuit_breaker(channel, provider)
+        self.limiter = limiter
+
+    def pause_after(self, outcome: Outcome) -> float:
+        if outcome.throttled and outcome.retry_in is not None:
+            return self._pause(outcome.retry_in)
+        if outcome.status == DeliveryStatus.RETRY and self._trips(outcome.error, 1):
+            return self._pause(self.breaker.cooldown)
+        return 0.0
+
+    def pause_after_outage(self, err: CommunicationError, recipients: int) -> float:
+        if self._trips(str(err), recipients):
+            return self._pause(self.breaker.cooldown)
+        return get_setting("RETRY_BACKOFF")
+
+    def record_success(self) -> None:
+        with contextlib.suppress(redis.RedisError):
+            self.breaker.record_success()
+
+    def _trips(self, reason: str, failures: int) -> bool:
+        try:
+            return self.breaker.record_failure(reason, failures)
+        except redis.RedisError:
+            return False
+
+    def _pause(self, seconds: float) -> float:
+        with contextlib.suppress(RateLimiterUnavailable):
+            self.limiter.pause(seconds)
+        return seconds
 
 
 class _BatchGuard:
@@ -199,6 +250,17 @@ class _BatchGuard:
             return self.runtime.mark_handed(self.claim.token, delivery.pk)
         except redis.RedisError:
             return False
+
+
+def _reserve(limiter: RateLimiter, count: int, *, all_or_nothing: bool = False) -> Reservation:
+    """Slots within `RATE_LIMIT_MAX_WAIT`; none (with a wait) if Redis cannot be reached."""
+    try:
+        return limiter.reserve(
+            count, horizon=get_setting("RATE_LIMIT_MAX_WAIT"), all_or_nothing=all_or_nothing
+        )
+    except RateLimiterUnavailable as err:
+        logger.warning("rate limiter unavailable, nothing is sent: %s", err)
+        return Reservation(slots=[], wait=REDIS_DOWN_WAIT, lateness=0.0)
 
 
 def _prepare(sender: Sender, delivery: Delivery) -> object:
@@ -324,13 +386,7 @@ def job_batch_send(*, job_id: object) -> float | None:
         return _idle_wait(job)
     _job_mark_running(job)
     limiter = get_rate_limiter(job.channel, provider_for(job.channel))
-    try:
-        reservation = limiter.reserve(
-            len(claim.deliveries), horizon=get_setting("RATE_LIMIT_MAX_WAIT")
-        )
-    except RateLimiterUnavailable as err:
-        logger.warning("rate limiter unavailable, job %s waits: %s", job.id, err)
-        reservation = Reservation(slots=[], wait=REDIS_DOWN_WAIT, lateness=0.0)
+    reservation = _reserve(limiter, len(claim.deliveries))
     report = claim_send(job=job, claim=claim, reservation=reservation, limiter=limiter)
     deliveries_record(job=job, claim=claim, report=report)
     released = report.count(RELEASED)
