@@ -27,8 +27,9 @@ from ..models import (
 )
 from ..senders import html_to_text, provider_for
 from ..stores import get_job_runtime, get_progress_store, get_rate_limiter
+from .claims import SendReport, deliveries_claim, deliveries_record
 from .finishing import job_counts_from_db, job_finish, job_refresh_final_counts
-from .sending import SendReport, claim_send, deliveries_claim, deliveries_record, job_batch_send
+from .sending import claim_send, job_batch_send
 
 logger = logging.getLogger(__name__)
 

@@ -6,9 +6,9 @@ import pytest
 from django.utils import timezone
 
 from communication.models import Delivery, DeliveryStatus, Job
+from communication.services.claims import deliveries_claim
 from communication.services.jobs import job_create
 from communication.services.recovery import deliveries_recover_expired, jobs_resume
-from communication.services.sending import deliveries_claim
 from communication.stores import get_job_runtime
 
 pytestmark = pytest.mark.django_db
