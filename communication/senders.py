@@ -30,7 +30,8 @@ def html_to_text(html: str) -> str:
 
 def message_id(job: Job, delivery: Delivery) -> str:
     """A deterministic Message-ID: a re-send of the same delivery carries the same id."""
-    domain = parseaddr(settings.DEFAULT_FROM_EMAIL)[1].rpartition("@")[2] or "localhost"
+    _, at, domain = parseaddr(settings.DEFAULT_FROM_EMAIL)[1].rpartition("@")
+    domain = domain if at and domain else "localhost"
     return f"<{job.id.hex}.{delivery.pk}@{domain}>"
 
 

@@ -174,13 +174,17 @@ class SmtpServer(Recorder):
     def __init__(self) -> None:
         super().__init__()
         self.port = free_port()
-        self.controller = Controller(_SmtpHandler(self), hostname="127.0.0.1", port=self.port)
+        self.controller: Controller | None = None
 
     def start(self) -> None:
+        # A new controller each time: a stopped one cannot start again (its loop is closed).
+        self.controller = Controller(_SmtpHandler(self), hostname="127.0.0.1", port=self.port)
         self.controller.start()
 
     def stop(self) -> None:
-        self.controller.stop()
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
 
     @property
     def url(self) -> str:

@@ -4,6 +4,7 @@ Keeping lookup here means the move to Django 6.x's `MAILERS` touches this module
 """
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.mail import get_connection
 from django.core.mail.backends.base import BaseEmailBackend
 from django.utils.module_loading import import_string
@@ -38,15 +39,34 @@ def sms_backend_path(name: str | None = None) -> str:
     return SMS_BACKEND_ALIASES.get(name, name)
 
 
-def get_sms_backend(name: str | None = None) -> BaseSmsBackend:
-    """An SMS backend by alias (`webhook`, `twilio`, …) or dotted path; default `SMS_BACKEND`."""
+def sms_backend_class(name: str | None = None) -> type[BaseSmsBackend]:
+    """The class for an alias or dotted path; ProviderConfigurationError when there is none."""
     path = sms_backend_path(name)
     try:
         backend_class = import_string(path)
     except ImportError as err:
-        raise ProviderConfigurationError(f"SMS_BACKEND {path!r} cannot be imported: {err}") from err
-    return backend_class()
+        raise ProviderConfigurationError(
+            f"SMS_BACKEND {path!r} cannot be imported (use one of "
+            f"{', '.join(SMS_BACKEND_ALIASES)} or a dotted path): {err}"
+        ) from err
+    if not (isinstance(backend_class, type) and issubclass(backend_class, BaseSmsBackend)):
+        raise ProviderConfigurationError(f"SMS_BACKEND {path!r} is not a BaseSmsBackend subclass")
+    return backend_class
+
+
+def get_sms_backend(name: str | None = None) -> BaseSmsBackend:
+    """An SMS backend by alias (`webhook`, `twilio`, …) or dotted path; default `SMS_BACKEND`.
+
+    Raises ProviderConfigurationError naming the missing or wrong setting.
+    """
+    backend_class = sms_backend_class(name)
+    try:
+        return backend_class()
+    except ProviderConfigurationError:
+        raise
+    except ImproperlyConfigured as err:
+        raise ProviderConfigurationError(str(err), provider=backend_class.provider_name) from err
 
 
 def sms_provider_name() -> str:
-    return import_string(sms_backend_path()).provider_name
+    return sms_backend_class().provider_name

@@ -50,13 +50,13 @@ def retry_delay(attempt: int, retry_after: float | None = None) -> float:
     """Seconds before retry number `attempt` (1-based): exponential, with jitter, capped.
 
     The jitter keeps half the step (`[d/2, d]`), so retries stay spaced by the backoff; a
-    provider's `Retry-After` is a floor.
+    provider's `Retry-After` is a floor (itself capped by `RETRY_BACKOFF_MAX`).
     """
     ceiling = min(
         get_setting("RETRY_BACKOFF_MAX"), get_setting("RETRY_BACKOFF") * 2 ** (attempt - 1)
     )
     delay = random.uniform(ceiling / 2, ceiling)
-    return max(delay, retry_after or 0.0)
+    return max(delay, min(retry_after or 0.0, get_setting("RETRY_BACKOFF_MAX")))
 
 
 def claim_send(

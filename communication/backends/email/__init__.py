@@ -1,32 +1,55 @@
 """How email provider errors map onto the service's retry rules (SPEC §4)."""
 
 import smtplib
-import socket
 
 from ...exceptions import CommunicationError, RecipientsRefused
+from ..sms.base import retry_after_seconds
+
+# smtplib errors raised before any recipient was looked at: a greeting or HELO refused, or the
+# server hanging up. Whatever their code, the next connection may fare better.
+_SMTP_CONNECTION_ERRORS = (
+    smtplib.SMTPConnectError,
+    smtplib.SMTPHeloError,
+    smtplib.SMTPServerDisconnected,
+)
 
 
 def classify_email_error(err: Exception, provider: str) -> CommunicationError:
     """Turn an exception raised while sending one email into a `CommunicationError`.
 
-    SMTP replies 4xx are transient and 5xx permanent; connection trouble and timeouts are
-    transient; an HTTP API backend (anymail) is transient on 429 and 5xx only.
+    SMTP replies 4xx are transient and 5xx permanent (a 5xx for the recipient gives
+    `RecipientsRefused`); connection trouble and timeouts are transient; an HTTP API backend
+    (anymail) is transient on 429 and 5xx only, and its `Retry-After` is kept. Anything else is
+    permanent: retrying a bug does not fix it.
     """
     if isinstance(err, CommunicationError):
         return err
     if isinstance(err, smtplib.SMTPRecipientsRefused):
         code, reply = next(iter(err.recipients.values()), (550, b"refused"))
-        return _smtp_reply_error(RecipientsRefused, code, reply, provider)
+        error_class = RecipientsRefused if code >= 500 else CommunicationError
+        return _smtp_reply_error(error_class, code, reply, provider)
+    if isinstance(err, _SMTP_CONNECTION_ERRORS):
+        code = getattr(err, "smtp_code", None)
+        return CommunicationError(
+            f"SMTP connection error: {err}",
+            provider=provider,
+            status_code=code if isinstance(code, int) and code > 0 else None,
+            retryable=True,
+        )
     if isinstance(err, smtplib.SMTPResponseException):
         return _smtp_reply_error(CommunicationError, err.smtp_code, err.smtp_error, provider)
-    if isinstance(err, smtplib.SMTPServerDisconnected | socket.timeout | OSError):
-        return CommunicationError(f"connection error: {err}", provider=provider, retryable=True)
+    if isinstance(err, smtplib.SMTPException):
+        # e.g. SMTPNotSupportedError: the server lacks a feature we need; retrying won't add it.
+        return CommunicationError(f"SMTP error: {err}", provider=provider)
+    if _is_recipients_refused(err):
+        return RecipientsRefused(str(err), provider=provider)
     status = getattr(err, "status_code", None)
+    if status is None:  # requests.HTTPError keeps it on its response
+        status = getattr(getattr(err, "response", None), "status_code", None)
     if isinstance(status, int):
-        retryable = status == 429 or status >= 500
-        return CommunicationError(
-            str(err), provider=provider, status_code=status, retryable=retryable
-        )
+        return _http_status_error(err, status, provider)
+    if isinstance(err, OSError):  # refused, reset, timeouts, DNS, TLS; requests' errors too
+        return CommunicationError(f"connection error: {err}", provider=provider, retryable=True)
     return CommunicationError(f"{type(err).__name__}: {err}", provider=provider)
 
 
@@ -37,3 +60,22 @@ def _smtp_reply_error(
     return error_class(
         f"SMTP {code}: {text}", provider=provider, status_code=code, retryable=400 <= code < 500
     )
+
+
+def _http_status_error(err: Exception, status: int, provider: str) -> CommunicationError:
+    response = getattr(err, "response", None)
+    headers = getattr(response, "headers", None) or {}
+    return CommunicationError(
+        str(err),
+        provider=provider,
+        status_code=status,
+        response=response,
+        retryable=status == 429 or status >= 500,
+        retry_after=retry_after_seconds(headers.get("Retry-After")),
+    )
+
+
+def _is_recipients_refused(err: Exception) -> bool:
+    # anymail raises AnymailRecipientsRefused when the ESP rejected every recipient; matched by
+    # name so anymail stays an optional dependency.
+    return any(cls.__name__ == "AnymailRecipientsRefused" for cls in type(err).__mro__)

@@ -6,16 +6,18 @@ raises a `CommunicationError` that says whether a retry may help; the loop lives
 vendors fill in hooks.
 """
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Self
 
 import requests
-from django.utils import timezone
+from django.core.exceptions import ImproperlyConfigured
 
-from ...conf import get_setting
-from ...exceptions import CommunicationError
+from ...conf import get_required_setting, get_setting
+from ...exceptions import CommunicationError, ProviderConfigurationError
 
 
 @dataclass
@@ -28,6 +30,14 @@ class SmsMessage:
 
     def __post_init__(self) -> None:
         self.from_ = self.from_ or get_setting("SMS_SENDER_ID")
+
+
+def required_setting(name: str, provider: str) -> Any:
+    """A setting the backend cannot work without; raises ProviderConfigurationError naming it."""
+    try:
+        return get_required_setting(name)
+    except ImproperlyConfigured as err:
+        raise ProviderConfigurationError(str(err), provider=provider) from err
 
 
 class BaseSmsBackend:
@@ -48,7 +58,14 @@ class BaseSmsBackend:
         self.close()
 
     def send_messages(self, messages: Sequence[SmsMessage]) -> int:
-        """Send each message; return how many were sent. Raises CommunicationError on failure."""
+        """Send each message in order; return how many were sent.
+
+        Raises the first message's `CommunicationError` and stops there: the caller sends one
+        delivery at a time, so it always knows which message failed. A connection this call
+        opened is closed again; one opened by the caller (`with backend:`) is left open.
+        """
+        if not messages:
+            return 0
         created = self.open()
         try:
             for message in messages:
@@ -67,12 +84,13 @@ class HttpSmsBackend(BaseSmsBackend):
     """A provider with an HTTP API: one `requests.Session` per backend instance, with timeouts.
 
     Subclasses implement `build_request` and `parse_message_id`. Replies 2xx mean sent, 429 and
-    5xx are transient (honouring `Retry-After`), any other 4xx is permanent.
+    5xx are transient (honouring `Retry-After`), any other status is permanent; connection
+    errors and timeouts are transient.
     """
 
     def __init__(self) -> None:
         self.session: requests.Session | None = None
-        self.timeout = get_setting("PROVIDER_TIMEOUT")
+        self.timeout = float(get_setting("PROVIDER_TIMEOUT"))
 
     def open(self) -> bool:
         if self.session is not None:
@@ -82,15 +100,18 @@ class HttpSmsBackend(BaseSmsBackend):
 
     def close(self) -> None:
         if self.session is not None:
-            self.session.close()
-            self.session = None
+            session, self.session = self.session, None
+            session.close()
 
     def build_request(self, message: SmsMessage) -> dict[str, Any]:
         """Keyword arguments for `requests.Session.post` (at least `url`)."""
         raise NotImplementedError(f"{type(self).__name__} must implement build_request()")
 
     def parse_message_id(self, response: requests.Response) -> str:
-        """The provider's id for an accepted message ('' if it gives none)."""
+        """The provider's id for an accepted (2xx) message, '' if it gives none.
+
+        May raise CommunicationError when a 2xx body says the message was refused.
+        """
         raise NotImplementedError(f"{type(self).__name__} must implement parse_message_id()")
 
     def _send(self, message: SmsMessage) -> None:
@@ -100,41 +121,57 @@ class HttpSmsBackend(BaseSmsBackend):
         finally:
             if created:
                 self.close()
-        message.provider_message_id = self.parse_message_id(response)
+        try:
+            message.provider_message_id = self.parse_message_id(response)
+        except ValueError:
+            # The provider said 2xx, so the message went out; only its id is unreadable.
+            message.provider_message_id = ""
 
     def post(self, url: str, **kwargs: Any) -> requests.Response:
-        assert self.session is not None
+        """POST to the provider; return a 2xx response or raise CommunicationError."""
+        if self.session is None:
+            raise RuntimeError(f"{type(self).__name__}.post() needs open() first")
+        kwargs.setdefault("timeout", self.timeout)
+        # A redirect would turn the POST into a GET: treat it as a refusal, never as sent.
+        kwargs.setdefault("allow_redirects", False)
         try:
-            response = self.session.post(url, timeout=self.timeout, **kwargs)
+            response = self.session.post(url, **kwargs)
         except requests.RequestException as err:
             raise CommunicationError(
                 f"{self.provider_name}: {type(err).__name__}: {err}",
                 provider=self.provider_name,
                 retryable=True,
             ) from err
-        if response.ok:
-            return response
         status = response.status_code
+        if 200 <= status < 300:
+            return response
         raise CommunicationError(
             f"{self.provider_name}: HTTP {status}: {response.text[:300]}",
             provider=self.provider_name,
             status_code=status,
             response=response,
             retryable=status == 429 or status >= 500,
-            retry_after=_retry_after(response),
+            retry_after=retry_after_seconds(response.headers.get("Retry-After")),
         )
 
 
-def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if value is None:
+_DELAY_SECONDS = re.compile(r"\s*(\d+)\s*")
+
+
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a `Retry-After` header: delay-seconds or an HTTP-date (RFC 9110).
+
+    None when the header is absent or unreadable; a date in the past gives 0.
+    """
+    if not value:
         return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
+    if match := _DELAY_SECONDS.fullmatch(value):
+        return float(match[1])
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError):
         return None
-    return max((when - timezone.now()).total_seconds(), 0.0)
+    if when.tzinfo is None:  # "-0000" means UTC with no zone information
+        when = when.replace(tzinfo=UTC)
+    now = now or datetime.now(UTC)
+    return max((when - now).total_seconds(), 0.0)

@@ -2,19 +2,23 @@ from typing import Any
 
 import requests
 
-from ...conf import get_required_setting, get_setting
-from .base import HttpSmsBackend, SmsMessage
+from ...conf import get_setting
+from .base import HttpSmsBackend, SmsMessage, required_setting
 
 
 class SmsBackend(HttpSmsBackend):
-    """Twilio's Programmable Messaging REST API (`POST …/Accounts/{sid}/Messages.json`)."""
+    """Twilio's Programmable Messaging REST API (`POST …/Accounts/{sid}/Messages.json`).
+
+    Form fields `To`, `From`, `Body` with HTTP basic auth (account SID, auth token); Twilio
+    answers 201 with the message resource, whose `sid` is the provider's message id.
+    """
 
     provider_name = "twilio"
 
     def __init__(self) -> None:
         super().__init__()
-        self.account_sid = get_required_setting("TWILIO_ACCOUNT_SID")
-        self.auth_token = get_required_setting("TWILIO_AUTH_TOKEN")
+        self.account_sid = required_setting("TWILIO_ACCOUNT_SID", self.provider_name)
+        self.auth_token = required_setting("TWILIO_AUTH_TOKEN", self.provider_name)
         base = get_setting("TWILIO_API_URL").rstrip("/")
         self.url = f"{base}/2010-04-01/Accounts/{self.account_sid}/Messages.json"
 
@@ -26,4 +30,5 @@ class SmsBackend(HttpSmsBackend):
         }
 
     def parse_message_id(self, response: requests.Response) -> str:
-        return str(response.json().get("sid", ""))
+        body = response.json()
+        return str(body.get("sid") or "") if isinstance(body, dict) else ""

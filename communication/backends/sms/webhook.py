@@ -2,22 +2,22 @@ from typing import Any
 
 import requests
 
-from ...conf import get_required_setting
-from .base import HttpSmsBackend, SmsMessage
+from .base import HttpSmsBackend, SmsMessage, required_setting
 
 
 class SmsBackend(HttpSmsBackend):
     """The generic HTTP provider: `POST SMS_WEBHOOK_URL` with `{"to", "message", "from"}`.
 
     The delivery's reference travels in the `Idempotency-Key` header, so a provider that honours
-    it can drop a repeated send.
+    it can drop a repeated send. A JSON reply's `id` (or `messageId`, `message_id`) is kept as
+    the provider's message id.
     """
 
     provider_name = "webhook"
 
     def __init__(self) -> None:
         super().__init__()
-        self.url = get_required_setting("SMS_WEBHOOK_URL")
+        self.url = required_setting("SMS_WEBHOOK_URL", self.provider_name)
 
     def build_request(self, message: SmsMessage) -> dict[str, Any]:
         return {
@@ -27,10 +27,9 @@ class SmsBackend(HttpSmsBackend):
         }
 
     def parse_message_id(self, response: requests.Response) -> str:
-        try:
-            body = response.json()
-        except ValueError:
+        if not response.content:
             return ""
+        body = response.json()
         if isinstance(body, dict):
             return str(body.get("id") or body.get("messageId") or body.get("message_id") or "")
         return ""
