@@ -20,7 +20,6 @@ from django.utils import timezone
 from ..conf import get_setting
 from ..models import ACTIVE_JOB_STATUSES, UNSENT_DELIVERY_STATUSES, Delivery, DeliveryStatus, Job
 from ..progress import status_changes
-from ..senders import provider_for
 from ..stores import get_job_runtime, get_progress_store
 from .finishing import job_refresh_final_counts
 
@@ -48,6 +47,7 @@ class Outcome:
 class SendReport:
     outcomes: list[Outcome] = field(default_factory=list)
     wait: float = 0.0  # how long the channel asked us to hold off (rate limit, throttling)
+    provider: str = ""  # who the messages were handed to
 
     def count(self, status: str) -> int:
         return sum(1 for outcome in self.outcomes if outcome.status == status)
@@ -98,12 +98,11 @@ def deliveries_record(*, job: Job, claim: Claim, report: SendReport) -> None:
             .filter(id__in=list(by_id), claim_token=claim.token, status=DeliveryStatus.SENDING)
             .values_list("id", flat=True)
         )
-        provider = provider_for(job.channel)
         changed = []
         for pk in held:
             outcome = by_id[pk]
             status = _final_status(outcome, claim.previous[pk], cancelled)
-            _apply(outcome, status, provider, now)
+            _apply(outcome, status, report.provider, now)
             changed.append(outcome.delivery)
             transitions.append((DeliveryStatus.SENDING, status))
         Delivery.objects.bulk_update(changed, RECORDED_FIELDS)

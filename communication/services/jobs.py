@@ -25,7 +25,7 @@ from ..models import (
     Job,
     JobStatus,
 )
-from ..senders import html_to_text, provider_for
+from ..senders import html_to_text, sender_for
 from ..stores import get_job_runtime, get_progress_store, get_rate_limiter
 from .claims import SendReport, deliveries_claim, deliveries_record
 from .finishing import job_counts_from_db, job_finish, job_refresh_final_counts
@@ -123,7 +123,8 @@ def message_send(
 
 def job_send_now(*, job: Job) -> SendReport | None:
     """Send a small job within the request; None if the rate limit has no room for it now."""
-    limiter = get_rate_limiter(job.channel, provider_for(job.channel))
+    sender = sender_for(job)
+    limiter = get_rate_limiter(job.channel, sender.provider)
     try:
         reservation = limiter.reserve(
             job.total, horizon=get_setting("SYNC_SEND_WAIT"), all_or_nothing=True
@@ -135,7 +136,9 @@ def job_send_now(*, job: Job) -> SendReport | None:
         return None
     Job.objects.filter(id=job.id).update(status=JobStatus.RUNNING, started_at=timezone.now())
     claim = deliveries_claim(job=job, limit=job.total)
-    report = claim_send(job=job, claim=claim, reservation=reservation, limiter=limiter)
+    report = claim_send(
+        job=job, claim=claim, sender=sender, reservation=reservation, limiter=limiter
+    )
     deliveries_record(job=job, claim=claim, report=report)
     if not job_finish(job=job):
         # Transient failures wait for their retry in the queue.

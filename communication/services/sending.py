@@ -28,7 +28,7 @@ from ..models import (
     JobStatus,
 )
 from ..rate_limit import RateLimiter, Reservation
-from ..senders import Sender, provider_for, sender_for
+from ..senders import Sender, sender_for
 from ..stores import (
     get_circuit_breaker,
     get_job_runtime,
@@ -60,7 +60,7 @@ def retry_delay(attempt: int, retry_after: float | None = None) -> float:
 
 
 def claim_send(
-    *, job: Job, claim: Claim, reservation: Reservation, limiter: RateLimiter
+    *, job: Job, claim: Claim, sender: Sender, reservation: Reservation, limiter: RateLimiter
 ) -> SendReport:
     """Send the claimed deliveries at their reserved slots; record nothing yet.
 
@@ -68,10 +68,9 @@ def claim_send(
     throttles the channel or keeps failing (circuit breaker), come back as RELEASED: waiting
     uses no retry.
     """
-    report = SendReport()
+    report = SendReport(provider=sender.provider)
     pending = list(claim.deliveries)
     guard = _BatchGuard(job, claim)
-    sender = sender_for(job)
     health = _ChannelHealth(job.channel, sender.provider, limiter)
     slots = deque(reservation.slots)
     replacements = len(pending)
@@ -242,9 +241,12 @@ def job_batch_send(*, job_id: object) -> float | None:
     if not claim.deliveries:
         return _idle_wait(job)
     _job_mark_running(job)
-    limiter = get_rate_limiter(job.channel, provider_for(job.channel))
+    sender = sender_for(job)
+    limiter = get_rate_limiter(job.channel, sender.provider)
     reservation = _reserve(limiter, len(claim.deliveries))
-    report = claim_send(job=job, claim=claim, reservation=reservation, limiter=limiter)
+    report = claim_send(
+        job=job, claim=claim, sender=sender, reservation=reservation, limiter=limiter
+    )
     deliveries_record(job=job, claim=claim, report=report)
     released = report.count(RELEASED)
     if released:
