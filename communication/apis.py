@@ -10,13 +10,18 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from . import api_docs as docs
 from .conf import get_setting
 from .exceptions import ApplicationError
+from .idempotency import idempotent
 from .models import Channel, DeliveryStatus, Job, JobStatus
+from .receipts import delivery_receipt_counts
 from .recipients import Recipients, recipients_parse
 from .selectors import delivery_list, job_get, job_list, job_progress_get
+from .services.claims import RELEASED
 from .services.jobs import SendResult, job_cancel, job_retry_failed, message_send
-from .services.sending import RELEASED
+from .suppression import recipients_suppress
+from .throttling import ScopedRateThrottle
 
 SMS_MAX_LENGTH = 1600
 RESULT_STATUS = {
@@ -82,6 +87,9 @@ class RecipientListField(serializers.ListField):
 
 
 class EmailSendApi(APIView):
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "send"
+
     class InputSerializer(serializers.Serializer):
         recipients = RecipientListField()
         subject = serializers.CharField(max_length=998)
@@ -94,11 +102,18 @@ class EmailSendApi(APIView):
                 raise serializers.ValidationError("The subject must not contain line breaks.")
             return value
 
-    @extend_schema(request=InputSerializer, responses={200: dict, 202: dict, 400: dict})
+    @extend_schema(
+        request=InputSerializer,
+        parameters=[docs.IDEMPOTENCY_KEY],
+        responses=docs.send_responses(docs.EMAIL_SENT_EXAMPLE),
+        examples=[docs.EMAIL_REQUEST_EXAMPLE, docs.EMAIL_BULK_REQUEST_EXAMPLE],
+    )
+    @idempotent
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         recipients = recipients_parse(data.validated_data["recipients"], channel=Channel.EMAIL)
+        recipients = recipients_suppress(recipients, Channel.EMAIL)
         recipients_check(recipients)
         result = message_send(
             owner=request.user,
@@ -113,12 +128,21 @@ class EmailSendApi(APIView):
 
 
 class SmsSendApi(APIView):
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "send"
+
     class InputSerializer(serializers.Serializer):
         recipients = RecipientListField()
         message = serializers.CharField(max_length=SMS_MAX_LENGTH)
         isBulk = serializers.BooleanField(required=False, default=False)
 
-    @extend_schema(request=InputSerializer, responses={200: dict, 202: dict, 400: dict})
+    @extend_schema(
+        request=InputSerializer,
+        parameters=[docs.IDEMPOTENCY_KEY],
+        responses=docs.send_responses(docs.SMS_SENT_EXAMPLE),
+        examples=[docs.SMS_REQUEST_EXAMPLE],
+    )
+    @idempotent
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -127,6 +151,7 @@ class SmsSendApi(APIView):
             channel=Channel.SMS,
             region=get_setting("DEFAULT_PHONE_REGION"),
         )
+        recipients = recipients_suppress(recipients, Channel.SMS)
         recipients_check(recipients)
         result = message_send(
             owner=request.user,
@@ -148,9 +173,12 @@ def job_progress_data(job: Job) -> dict[str, Any]:
         "total": counts.total,
         **counts.as_dict(),
         "progress": counts.percent,
+        "pausedUntil": progress.pause[0] if progress.pause else None,
+        "pauseReason": progress.pause[1] if progress.pause else None,
         "createdAt": job.created_at.isoformat(),
         "startedAt": job.started_at.isoformat() if job.started_at else None,
         "finishedAt": job.finished_at.isoformat() if job.finished_at else None,
+        "receipts": delivery_receipt_counts(job),
     }
 
 
@@ -167,7 +195,8 @@ class JobProgressApi(APIView):
     channel: str = Channel.EMAIL
 
     @extend_schema(
-        parameters=[OpenApiParameter("jobId", str, required=True)], responses={200: dict}
+        parameters=[OpenApiParameter("jobId", str, required=True)],
+        responses=docs.PROGRESS_RESPONSES,
     )
     def get(self, request: Request) -> Response:
         job_id = request.query_params.get("jobId")
@@ -181,7 +210,11 @@ class JobListApi(APIView):
         channel = serializers.ChoiceField(choices=Channel.choices, required=False)
         status = serializers.ChoiceField(choices=JobStatus.choices, required=False)
 
-    @extend_schema(parameters=[FilterSerializer], responses={200: dict})
+    @extend_schema(
+        operation_id="communication_jobs_list",
+        parameters=[FilterSerializer],
+        responses=docs.JOB_LIST_RESPONSES,
+    )
     def get(self, request: Request) -> Response:
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
@@ -206,7 +239,7 @@ def job_summary(job: Job) -> dict[str, Any]:
 
 
 class JobDetailApi(APIView):
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses=docs.JOB_DETAIL_RESPONSES)
     def get(self, request: Request, job_id: str) -> Response:
         job = _job_or_404(request, job_id)
         return Response({**job_summary(job), **job_progress_data(job), "owner": job.owner_id})
@@ -216,7 +249,7 @@ class JobRecipientListApi(APIView):
     class FilterSerializer(serializers.Serializer):
         status = serializers.ChoiceField(choices=DeliveryStatus.choices, required=False)
 
-    @extend_schema(parameters=[FilterSerializer], responses={200: dict})
+    @extend_schema(parameters=[FilterSerializer], responses=docs.JOB_RECIPIENTS_RESPONSES)
     def get(self, request: Request, job_id: str) -> Response:
         job = _job_or_404(request, job_id)
         filters = self.FilterSerializer(data=request.query_params)
@@ -235,6 +268,8 @@ class JobRecipientListApi(APIView):
                     "providerMessageId": d.provider_message_id,
                     "nextAttemptAt": d.next_attempt_at.isoformat() if d.next_attempt_at else None,
                     "sentAt": d.sent_at.isoformat() if d.sent_at else None,
+                    "receiptStatus": d.receipt_status or None,
+                    "receiptAt": d.receipt_at.isoformat() if d.receipt_at else None,
                     "updatedAt": d.updated_at.isoformat(),
                 }
                 for d in page or []
@@ -243,7 +278,7 @@ class JobRecipientListApi(APIView):
 
 
 class JobCancelApi(APIView):
-    @extend_schema(request=None, responses={200: dict, 409: dict})
+    @extend_schema(request=None, responses=docs.JOB_CANCEL_RESPONSES)
     def post(self, request: Request, job_id: str) -> Response:
         job = job_cancel(job=_job_or_404(request, job_id))
         return Response({"success": True, **job_progress_data(job)})
@@ -253,7 +288,7 @@ class JobRetryFailedApi(APIView):
     class InputSerializer(serializers.Serializer):
         includeUnknown = serializers.BooleanField(required=False, default=False)
 
-    @extend_schema(request=InputSerializer, responses={202: dict, 409: dict})
+    @extend_schema(request=InputSerializer, responses=docs.JOB_RETRY_FAILED_RESPONSES)
     def post(self, request: Request, job_id: str) -> Response:
         job = _job_or_404(request, job_id)
         data = self.InputSerializer(data=request.data or {})

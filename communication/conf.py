@@ -10,6 +10,12 @@ DEFAULTS: dict[str, Any] = {
     "SMS_WEBHOOK_URL": "",
     "SMS_SENDER_ID": "Messaging",
     "SMS_FILE_PATH": "sent_sms",
+    # Several SMS providers with failover (communication.providers); empty: SMS_BACKEND alone.
+    "SMS_PROVIDERS": "",
+    "SMS_FAILOVER_ERROR_RATE": 0.5,
+    "SMS_FAILOVER_MIN_SENDS": 5,
+    # Signs the generic provider's callbacks and authenticates Arkesel's (communication.webhooks).
+    "SMS_WEBHOOK_SECRET": "",
     "TWILIO_ACCOUNT_SID": "",
     "TWILIO_AUTH_TOKEN": "",
     "TWILIO_API_URL": "https://api.twilio.com",

@@ -35,6 +35,15 @@ UNSENT_DELIVERY_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.RETRY)
 OPEN_DELIVERY_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.SENDING, DeliveryStatus.RETRY)
 
 
+class ReceiptStatus(models.TextChoices):
+    """What the provider reported after the send (delivery receipt), in rising precedence."""
+
+    DELIVERED = "delivered", "Delivered"
+    UNDELIVERABLE = "undeliverable", "Undeliverable"
+    BOUNCED = "bounced", "Bounced"
+    COMPLAINED = "complained", "Complained"
+
+
 class Job(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(
@@ -91,6 +100,8 @@ class Delivery(models.Model):
     claim_token = models.UUIDField(null=True, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    receipt_status = models.CharField(max_length=16, choices=ReceiptStatus.choices, blank=True)
+    receipt_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -98,7 +109,47 @@ class Delivery(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["job", "recipient"], name="unique_recipient_per_job")
         ]
-        indexes = [models.Index(fields=["job", "status", "id"])]
+        indexes = [
+            models.Index(fields=["job", "status", "id"]),
+            # Receipts find their delivery by the provider's message id.
+            models.Index(
+                fields=["provider", "provider_message_id"],
+                name="delivery_provider_message_id",
+                condition=~models.Q(provider_message_id=""),
+            ),
+            # Progress counts receipts per job without touching rows that have none.
+            models.Index(
+                fields=["job", "receipt_status"],
+                name="delivery_receipts",
+                condition=~models.Q(receipt_status=""),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.recipient} ({self.status})"
+
+
+class SuppressionReason(models.TextChoices):
+    BOUNCED = "bounced", "Hard bounce"
+    COMPLAINED = "complained", "Spam complaint"
+    OPTED_OUT = "opted_out", "Opted out (STOP)"
+    UNSUBSCRIBED = "unsubscribed", "Unsubscribed"
+
+
+class Suppression(models.Model):
+    """An address that later jobs skip (reported in `rejected`) until staff lift it."""
+
+    channel = models.CharField(max_length=8, choices=Channel.choices)
+    address = models.CharField(max_length=320, help_text="Lower-cased email, or E.164 number.")
+    reason = models.CharField(max_length=16, choices=SuppressionReason.choices)
+    source = models.CharField(max_length=100, blank=True, help_text="Who reported it.")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["channel", "address"], name="unique_suppression")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.address} ({self.reason})"

@@ -21,6 +21,7 @@ from .backends.email import classify_email_error
 from .backends.sms.base import SmsMessage
 from .exceptions import CommunicationError
 from .models import Channel, Delivery, Job
+from .providers import ProviderPool, get_provider_pool, is_provider_fault
 
 
 def html_to_text(html: str) -> str:
@@ -109,10 +110,22 @@ class EmailSender:
 
 
 class SmsSender:
-    def __init__(self, job: Job) -> None:
+    """Sends through `SMS_BACKEND`, or, when `SMS_PROVIDERS` is set, through one provider of the
+    pool chosen for this batch (`provider` is then its alias); each send's outcome is counted
+    into that provider's health."""
+
+    def __init__(self, job: Job, pool: ProviderPool | None = None) -> None:
         self.job = job
-        self.provider = sms_provider_name()
-        self.backend = get_sms_backend()
+        self.pool = pool if pool is not None else get_provider_pool()
+        self.sender_id = ""
+        if self.pool is None:
+            self.provider = sms_provider_name()
+            self.backend = get_sms_backend()
+        else:
+            choice = self.pool.choose()
+            self.provider = choice.alias
+            self.sender_id = choice.sender_id
+            self.backend = self.pool.backend(choice)
 
     def open(self) -> None:
         self.backend.open()
@@ -124,11 +137,19 @@ class SmsSender:
         return SmsMessage(
             to=delivery.recipient,
             body=self.job.message,
+            from_=self.sender_id,
             reference=delivery_reference(self.job, delivery),
         )
 
     def send(self, message: SmsMessage) -> str:
-        self.backend.send_messages([message])
+        try:
+            self.backend.send_messages([message])
+        except CommunicationError as err:
+            if self.pool is not None and is_provider_fault(err):
+                self.pool.record(self.provider, ok=False)
+            raise
+        if self.pool is not None:
+            self.pool.record(self.provider, ok=True)
         return message.provider_message_id
 
 

@@ -12,6 +12,7 @@ from django.conf import settings
 from .circuit import CircuitBreaker
 from .conf import channel_setting, get_setting
 from .progress import ProgressStore
+from .providers import provider_rate_limit
 from .rate_limit import RateLimiter, parse_rules
 from .runtime import JobRuntime
 
@@ -32,10 +33,12 @@ def get_redis() -> redis.Redis:
 
 
 def get_rate_limiter(channel: str, provider: str) -> RateLimiter:
-    """The global limiter for `provider` on `channel`, with that channel's configured rules."""
+    """The global limiter for `provider` on `channel`: the provider's own rules (`rate=` in
+    SMS_PROVIDERS) or the channel's."""
+    rules = provider_rate_limit(channel, provider) or channel_setting(channel, "RATE_LIMIT")
     return RateLimiter(
         f"ratelimit:{channel}:{provider}",
-        parse_rules(channel_setting(channel, "RATE_LIMIT")),
+        parse_rules(rules),
         get_redis(),
         margin=get_setting("RATE_LIMIT_MARGIN"),
     )

@@ -28,7 +28,10 @@ def send_batch(job_id: str, channel: str, lane: int, token: str) -> None:
     if wait is None:
         runtime.end_lane(job_id, lane, successor)
         return
-    send_batch.apply_async((job_id, channel, lane, successor), countdown=wait, queue=channel)
+    # No countdown at all when there is nothing to wait for: an ETA task goes through the
+    # worker's timer, which costs latency on every batch.
+    options = {"countdown": wait} if wait > 0 else {}
+    send_batch.apply_async((job_id, channel, lane, successor), queue=channel, **options)
 
 
 @shared_task(name="communication.sweep", ignore_result=True)

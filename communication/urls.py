@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import apis
+from . import apis, webhooks
 from .models import Channel
 
 app_name = "communication"
@@ -26,5 +26,15 @@ urlpatterns = [
         "jobs/<str:job_id>/retry-failed/",
         apis.JobRetryFailedApi.as_view(),
         name="job-retry-failed",
+    ),
+    path(
+        "webhooks/sms/<str:provider>/",
+        webhooks.sms_receipt_webhook,
+        name="sms-receipt-webhook",
+    ),
+    path(
+        "webhooks/sms/<str:provider>/inbound/",
+        webhooks.sms_inbound_webhook,
+        name="sms-inbound-webhook",
     ),
 ]

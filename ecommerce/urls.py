@@ -1,5 +1,10 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from . import apis, views
 
 app_name = "ecommerce"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("best-deals/send-email", apis.BestDealsSendApi.as_view(), name="best-deals-send-email"),
+    path("unsubscribe/<str:token>/", views.customer_unsubscribe, name="unsubscribe"),
+]

@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "anymail",
     "communication",
     "ecommerce",
     "queue_status",
@@ -89,6 +90,9 @@ DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / '
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Workers and the web process write concurrently; wait for the lock instead of failing.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
+    # Take the write lock when a transaction starts: an upgrade from read to write fails at
+    # once with "database is locked" when another process writes.
+    DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
     # A file, not memory, so that worker processes started by tests share the test database.
     DATABASES["default"].setdefault("TEST", {"NAME": str(BASE_DIR / "test_db.sqlite3")})
 else:
@@ -122,8 +126,12 @@ else:
     EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default=EMAIL_BACKEND)
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
+# Absolute links in emails (unsubscribe) point here.
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://localhost:8000")
+SHOP_NAME = env.str("SHOP_NAME", default="Our shop")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="noreply@localhost")
 EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH", default=str(BASE_DIR / "sent_email"))
+ANYMAIL = {"WEBHOOK_SECRET": env.str("ANYMAIL_WEBHOOK_SECRET", default="")}  # "user:pass"
 
 # --- The messaging service (read through communication.conf) -------------------------------
 # Every option of communication.conf.DEFAULTS can be set by an environment variable of its name.
@@ -185,10 +193,77 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
 }
 
+# LOG_FORMAT=json: one JSON object per line, carrying job_id and delivery_id of each send.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "communication.logging.ContextFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "communication.logging.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["context"],
+            "formatter": env.str("LOG_FORMAT", default="plain"),
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+}
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # workers log through LOGGING too
+
+# --- Security --------------------------------------------------------------------------------
+# Production hardening switches on with PRODUCTION=true (when DEBUG is off); each flag below can
+# also be set on its own. Everything defaults off so that local development and the test suite
+# keep working over plain HTTP. Behind a TLS-terminating proxy, the proxy must set
+# X-Forwarded-Proto (SECURE_PROXY_SSL_HEADER trusts it only when production mode is on).
+PRODUCTION = env.bool("PRODUCTION", default=False) and not DEBUG
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=PRODUCTION)
+_SECURE = PRODUCTION or SECURE_SSL_REDIRECT
+if _SECURE and "SECRET_KEY" not in env.ENVIRON:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("Set SECRET_KEY (50+ random characters) in production.")
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000 if _SECURE else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=_SECURE)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=_SECURE)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=_SECURE)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=_SECURE)
+if env.bool("USE_X_FORWARDED_PROTO", default=_SECURE):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# /metrics: open when empty (keep it on an internal network), else `Authorization: Bearer <it>`.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# Responses to requests with an Idempotency-Key are replayed for this long (at least 24 h).
+IDEMPOTENCY_TTL = env.int("IDEMPOTENCY_TTL", default=24 * 3600)
+# Per-user throttles (shared by every web process through the cache below): the send
+# endpoints have their own scope; everything else gets a generous per-user ceiling.
+REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = ["communication.throttling.UserRateThrottle"]
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
+    "send": env.str("SEND_THROTTLE_RATE", default="120/min") or None,
+    "user": env.str("API_THROTTLE_RATE", default="3000/min") or None,
+}
+
+# --- Cache -----------------------------------------------------------------------------------
+# Throttle counters must be shared by all web processes: Redis, except in embedded mode.
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+        if EMBEDDED
+        else {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "cache",
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 5},
+        }
+    )
+}
+
+# --- API schema ------------------------------------------------------------------------------
+REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] = "communication.api_docs.AutoSchema"
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
+    "ChannelEnum": "communication.models.Channel",
+    "JobStatusEnum": "communication.models.JobStatus",
+    "DeliveryStatusEnum": "communication.models.DeliveryStatus",
+    "SendResultStatusEnum": "communication.api_docs.SEND_RESULT_STATUSES",
 }

@@ -3,13 +3,17 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from communication.metrics import metrics_view
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/communication/", include("communication.urls")),
+    path("webhooks/anymail/", include("anymail.urls")),
     path("api/ecommerce/", include("ecommerce.urls")),
     path("api/queue/", include("queue_status.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("metrics", metrics_view, name="metrics"),
 ]
 
 

@@ -1,5 +1,9 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from .apis import QueueStatusApi
 
 app_name = "queue_status"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("workers/init", QueueStatusApi.as_view(), name="workers-init"),
+]

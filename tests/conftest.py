@@ -32,6 +32,13 @@ def redis_server() -> Iterator[RedisServer]:
 def shared_state(settings: Any, redis_server: RedisServer) -> Iterator[None]:
     """Every test talks to the private Redis, starts from an empty one, and sends nowhere real."""
     settings.REDIS_URL = redis_server.url
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": redis_server.url,
+            "KEY_PREFIX": "cache",
+        }
+    }
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     settings.COMMUNICATION = {**settings.COMMUNICATION, "EMBEDDED": False, "SMS_BACKEND": "locmem"}
     get_redis.cache_clear()

@@ -8,6 +8,7 @@
 
 import contextlib
 import uuid
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -18,6 +19,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from ..conf import get_setting
+from ..metrics import record_outcomes
 from ..models import ACTIVE_JOB_STATUSES, UNSENT_DELIVERY_STATUSES, Delivery, DeliveryStatus, Job
 from ..progress import status_changes
 from ..stores import get_job_runtime, get_progress_store
@@ -107,6 +109,8 @@ def deliveries_record(*, job: Job, claim: Claim, report: SendReport) -> None:
             transitions.append((DeliveryStatus.SENDING, status))
         Delivery.objects.bulk_update(changed, RECORDED_FIELDS)
     get_progress_store().move(job.id, status_changes(transitions))
+    outcomes = Counter(str(o.status) for o in report.outcomes if o.status != RELEASED)
+    record_outcomes(job.channel, report.provider, outcomes.items())
     with contextlib.suppress(redis.RedisError):
         get_job_runtime().close_claim(claim.token)
     if cancelled:

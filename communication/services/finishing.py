@@ -5,6 +5,7 @@ import logging
 from django.db.models import Count
 from django.utils import timezone
 
+from ..metrics import record_job_finished
 from ..models import ACTIVE_JOB_STATUSES, Delivery, Job, JobStatus
 from ..progress import JobCounts
 from ..stores import get_progress_store
@@ -49,6 +50,7 @@ def job_finish(*, job: Job) -> bool:
         job.status, job.finished_at = status, now
         job_store_counts(job=job, counts=counts)
         get_progress_store().delete(job.id)
+        record_job_finished(job.channel, status, (now - job.created_at).total_seconds())
         logger.info("job %s finished: %s %s", job.id, status, counts.as_dict())
     return bool(finished)
 

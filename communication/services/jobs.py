@@ -11,12 +11,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import redis
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connections, transaction
 from django.utils import timezone
 
 from ..conf import channel_setting, get_setting
-from ..exceptions import ApplicationError, RateLimiterUnavailable
+from ..exceptions import ApplicationError
 from ..models import (
     ACTIVE_JOB_STATUSES,
     UNSENT_DELIVERY_STATUSES,
@@ -27,7 +28,7 @@ from ..models import (
 )
 from ..senders import html_to_text, sender_for
 from ..stores import get_job_runtime, get_progress_store, get_rate_limiter
-from .claims import SendReport, deliveries_claim, deliveries_record
+from .claims import RELEASED, SendReport, deliveries_claim, deliveries_record
 from .finishing import job_counts_from_db, job_finish, job_refresh_final_counts
 from .sending import claim_send, job_batch_send
 
@@ -122,26 +123,28 @@ def message_send(
 
 
 def job_send_now(*, job: Job) -> SendReport | None:
-    """Send a small job within the request; None if the rate limit has no room for it now."""
-    sender = sender_for(job)
-    limiter = get_rate_limiter(job.channel, sender.provider)
+    """Send a small job within the request; None if the rate limit has no room for it now
+    (within `SYNC_SEND_WAIT` seconds), in which case nothing was sent."""
     try:
-        reservation = limiter.reserve(
-            job.total, horizon=get_setting("SYNC_SEND_WAIT"), all_or_nothing=True
-        )
-    except RateLimiterUnavailable as err:
-        logger.warning("rate limiter unavailable; job %s is queued instead: %s", job.id, err)
+        claim = deliveries_claim(job=job, limit=job.total)
+    except redis.RedisError as err:
+        logger.warning("redis unavailable; job %s is queued for later: %s", job.id, err)
         return None
-    if len(reservation.slots) < job.total:
-        return None
-    Job.objects.filter(id=job.id).update(status=JobStatus.RUNNING, started_at=timezone.now())
-    claim = deliveries_claim(job=job, limit=job.total)
+    sender = sender_for(job)
     report = claim_send(
-        job=job, claim=claim, sender=sender, reservation=reservation, limiter=limiter
+        job=job,
+        claim=claim,
+        sender=sender,
+        limiter=get_rate_limiter(job.channel, sender.provider),
+        horizon=get_setting("SYNC_SEND_WAIT"),
+        all_or_nothing=True,
     )
     deliveries_record(job=job, claim=claim, report=report)
+    if report.count(RELEASED) == len(claim.deliveries):
+        return None
+    Job.objects.filter(id=job.id).update(status=JobStatus.RUNNING, started_at=timezone.now())
     if not job_finish(job=job):
-        # Transient failures wait for their retry in the queue.
+        # Transient failures (and anything released) wait for their retry in the queue.
         Job.objects.filter(id=job.id).update(queued=True)
         transaction.on_commit(lambda: job_dispatch(job=job))
     job.refresh_from_db()

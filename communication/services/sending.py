@@ -19,6 +19,8 @@ from django.utils import timezone
 
 from ..conf import channel_setting, get_setting
 from ..exceptions import CommunicationError, RateLimiterUnavailable
+from ..logging import log_context
+from ..metrics import record_rate_limit_wait
 from ..models import (
     OPEN_DELIVERY_STATUSES,
     UNSENT_DELIVERY_STATUSES,
@@ -60,23 +62,38 @@ def retry_delay(attempt: int, retry_after: float | None = None) -> float:
 
 
 def claim_send(
-    *, job: Job, claim: Claim, sender: Sender, reservation: Reservation, limiter: RateLimiter
+    *,
+    job: Job,
+    claim: Claim,
+    sender: Sender,
+    limiter: RateLimiter,
+    horizon: float,
+    all_or_nothing: bool = False,
 ) -> SendReport:
-    """Send the claimed deliveries at their reserved slots; record nothing yet.
+    """Send the claimed deliveries, each at a rate-limit slot; record nothing yet.
 
-    Deliveries without a slot, or left when the job is cancelled, the provider is unreachable,
-    throttles the channel or keeps failing (circuit breaker), come back as RELEASED: waiting
-    uses no retry.
+    The connection is opened and the first message built before the slots are reserved (up to
+    `horizon` seconds ahead; with `all_or_nothing`, a slot for every delivery or none), so that
+    the first slot is not missed. Deliveries without a slot, or left when the job is cancelled,
+    the provider is unreachable, throttles the channel or keeps failing (circuit breaker), come
+    back as RELEASED: waiting uses no retry.
     """
     report = SendReport(provider=sender.provider)
     pending = list(claim.deliveries)
     guard = _BatchGuard(job, claim)
     health = _ChannelHealth(job.channel, sender.provider, limiter)
-    slots = deque(reservation.slots)
+    slots: deque[float] = deque()
     replacements = len(pending)
     prepared = None
+    waited = 0.0
     try:
         sender.open()
+        prepared = _prepare(sender, pending[0]) if pending else None
+        reservation = _reserve(
+            limiter, len(pending), horizon=horizon, all_or_nothing=all_or_nothing
+        )
+        slots.extend(reservation.slots)
+        report.wait = reservation.wait
         while slots and pending:
             slot = slots.popleft()
             if guard.must_stop():
@@ -87,20 +104,24 @@ def claim_send(
                 report.outcomes.append(message)
                 pending.pop(0)
                 continue
-            time.sleep(max(0.0, slot - time.monotonic()))
+            delay = slot - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+                waited += delay
             if reservation.is_late(slot):
                 # Sending now could put two sends closer than the limit allows: take a new slot.
                 prepared = message
                 if len(slots) < len(pending) and replacements:
                     replacements -= 1
-                    slots.extend(_reserve(limiter, 1).slots)
+                    slots.extend(_reserve(limiter, 1, horizon=horizon).slots)
                 continue
             if not guard.hand_over(pending[0]):
                 break
             outcome = _send_one(sender, pending.pop(0), message)
             report.outcomes.append(outcome)
-            report.wait = health.pause_after(outcome)
-            if report.wait:
+            pause = health.pause_after(outcome)
+            if pause:
+                report.wait = pause
                 break
     except CommunicationError as err:
         # The provider could not even be reached: nobody was attempted, so no retry is used.
@@ -111,6 +132,8 @@ def claim_send(
     report.outcomes += [Outcome(delivery, RELEASED) for delivery in pending]
     if report.count(DeliveryStatus.SENT):
         health.record_success()
+    if waited:
+        record_rate_limit_wait(job.channel, waited)
     return report
 
 
@@ -180,12 +203,12 @@ class _BatchGuard:
             return False
 
 
-def _reserve(limiter: RateLimiter, count: int, *, all_or_nothing: bool = False) -> Reservation:
-    """Slots within `RATE_LIMIT_MAX_WAIT`; none (with a wait) if Redis cannot be reached."""
+def _reserve(
+    limiter: RateLimiter, count: int, *, horizon: float, all_or_nothing: bool = False
+) -> Reservation:
+    """Slots within `horizon` seconds; none (with a wait) if Redis cannot be reached."""
     try:
-        return limiter.reserve(
-            count, horizon=get_setting("RATE_LIMIT_MAX_WAIT"), all_or_nothing=all_or_nothing
-        )
+        return limiter.reserve(count, horizon=horizon, all_or_nothing=all_or_nothing)
     except RateLimiterUnavailable as err:
         logger.warning("rate limiter unavailable, nothing is sent: %s", err)
         return Reservation(slots=[], wait=REDIS_DOWN_WAIT, lateness=0.0)
@@ -243,14 +266,17 @@ def job_batch_send(*, job_id: object) -> float | None:
     _job_mark_running(job)
     sender = sender_for(job)
     limiter = get_rate_limiter(job.channel, sender.provider)
-    reservation = _reserve(limiter, len(claim.deliveries))
-    report = claim_send(
-        job=job, claim=claim, sender=sender, reservation=reservation, limiter=limiter
-    )
-    deliveries_record(job=job, claim=claim, report=report)
-    released = report.count(RELEASED)
-    if released:
-        return min(max(reservation.wait, report.wait), MAX_COUNTDOWN)
+    with log_context(job_id=job.id, channel=job.channel, provider=sender.provider):
+        report = claim_send(
+            job=job,
+            claim=claim,
+            sender=sender,
+            limiter=limiter,
+            horizon=get_setting("RATE_LIMIT_MAX_WAIT"),
+        )
+        deliveries_record(job=job, claim=claim, report=report)
+    if report.count(RELEASED):
+        return min(report.wait, MAX_COUNTDOWN)
     if len(claim.deliveries) < batch_size:
         return 0.0
     return channel_setting(job.channel, "BATCH_DELAY")

@@ -18,10 +18,11 @@ class SmsBackend(HttpSmsBackend):
 
     provider_name = "arkesel"
 
-    def __init__(self) -> None:
+    def __init__(self, api_key: str | None = None, url: str | None = None) -> None:
+        """The API key and base URL default to the ARKESEL_* settings."""
         super().__init__()
-        self.api_key = required_setting("ARKESEL_API_KEY", self.provider_name)
-        self.url = get_setting("ARKESEL_API_URL").rstrip("/") + "/api/v2/sms/send"
+        self.api_key = api_key or required_setting("ARKESEL_API_KEY", self.provider_name)
+        self.url = (url or get_setting("ARKESEL_API_URL")).rstrip("/") + "/api/v2/sms/send"
 
     def build_request(self, message: SmsMessage) -> dict[str, Any]:
         return {

@@ -15,11 +15,17 @@ class SmsBackend(HttpSmsBackend):
 
     provider_name = "twilio"
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        account_sid: str | None = None,
+        auth_token: str | None = None,
+        url: str | None = None,
+    ) -> None:
+        """Credentials and API base URL default to the TWILIO_* settings."""
         super().__init__()
-        self.account_sid = required_setting("TWILIO_ACCOUNT_SID", self.provider_name)
-        self.auth_token = required_setting("TWILIO_AUTH_TOKEN", self.provider_name)
-        base = get_setting("TWILIO_API_URL").rstrip("/")
+        self.account_sid = account_sid or required_setting("TWILIO_ACCOUNT_SID", self.provider_name)
+        self.auth_token = auth_token or required_setting("TWILIO_AUTH_TOKEN", self.provider_name)
+        base = (url or get_setting("TWILIO_API_URL")).rstrip("/")
         self.url = f"{base}/2010-04-01/Accounts/{self.account_sid}/Messages.json"
 
     def build_request(self, message: SmsMessage) -> dict[str, Any]:

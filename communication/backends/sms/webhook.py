@@ -10,14 +10,14 @@ class SmsBackend(HttpSmsBackend):
 
     The delivery's reference travels in the `Idempotency-Key` header, so a provider that honours
     it can drop a repeated send. A JSON reply's `id` (or `messageId`, `message_id`) is kept as
-    the provider's message id.
+    the provider's message id. `url` overrides the setting (several providers, see `providers`).
     """
 
     provider_name = "webhook"
 
-    def __init__(self) -> None:
+    def __init__(self, url: str | None = None) -> None:
         super().__init__()
-        self.url = required_setting("SMS_WEBHOOK_URL", self.provider_name)
+        self.url = url or required_setting("SMS_WEBHOOK_URL", self.provider_name)
 
     def build_request(self, message: SmsMessage) -> dict[str, Any]:
         return {
