@@ -104,9 +104,9 @@ class JobRuntime:
         pipe.expire(self._handed(claim_token), HANDED_TTL_SECONDS)
         pipe.execute()
 
-    def mark_handed(self, claim_token: object, delivery_id: int) -> bool:
-        """Record a hand-over; False if the claim's record is gone (Redis lost its data)."""
-        return bool(self.client.rpushx(self._handed(claim_token), delivery_id))
+    def mark_handed(self, claim_token: object, *delivery_ids: int) -> bool:
+        """Record hand-overs; False if the claim's record is gone (Redis lost its data)."""
+        return bool(self.client.rpushx(self._handed(claim_token), *delivery_ids))
 
     def handed(self, claim_token: object) -> set[int] | None:
         """Deliveries of the claim handed to a provider; None if the record is gone."""

@@ -29,11 +29,14 @@ def html_to_text(html: str) -> str:
     return get_text(html).strip()
 
 
-def message_id(job: Job, delivery: Delivery) -> str:
+def message_id(job: Job, delivery: Delivery, domain: str | None = None) -> str:
     """A deterministic Message-ID: a re-send of the same delivery carries the same id."""
+    return f"<{job.id.hex}.{delivery.pk}@{domain or message_id_domain()}>"
+
+
+def message_id_domain() -> str:
     _, at, domain = parseaddr(settings.DEFAULT_FROM_EMAIL)[1].rpartition("@")
-    domain = domain if at and domain else "localhost"
-    return f"<{job.id.hex}.{delivery.pk}@{domain}>"
+    return domain if at and domain else "localhost"
 
 
 def delivery_reference(job: Job, delivery: Delivery) -> str:
@@ -60,6 +63,7 @@ class EmailSender:
         self.job = job
         self.provider = email_provider_name()
         self.backend = get_email_backend()
+        self.domain = message_id_domain()
 
     def open(self) -> None:
         try:
@@ -83,7 +87,10 @@ class EmailSender:
                 text = html_to_text(html)
         else:
             html, text = job.message, job.text or html_to_text(job.message)
-        headers = {"Message-ID": message_id(job, delivery), **context.get("headers", {})}
+        headers = {
+            "Message-ID": message_id(job, delivery, self.domain),
+            **context.get("headers", {}),
+        }
         email = EmailMultiAlternatives(
             subject=job.subject,
             body=text,

@@ -15,6 +15,7 @@ from communication.exceptions import ApplicationError
 from communication.models import Channel
 from communication.recipients import Recipients, normalise_email, recipients_parse
 from communication.services.jobs import SendResult, message_send
+from communication.suppression import recipients_suppress
 
 from .models import Customer, Deal
 from .selectors import (
@@ -141,6 +142,8 @@ def best_deals_campaign_start(
     for missing in (i for i in ids or [] if i not in found):
         audience.recipients.reject(missing, REASON_UNKNOWN)
     _audience_add_manual(audience, manual_emails)
+    # Bounced or complaining addresses are skipped whoever they belong to.
+    audience.recipients = recipients_suppress(audience.recipients, Channel.EMAIL)
     recipients_check(audience.recipients)
     result = message_send(
         owner=owner,

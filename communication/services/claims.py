@@ -9,13 +9,11 @@
 import contextlib
 import uuid
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import redis
-from django.db import transaction
-from django.db.models import F, Q
+from django.db import connection
 from django.utils import timezone
 
 from ..conf import get_setting
@@ -55,59 +53,80 @@ class SendReport:
         return sum(1 for outcome in self.outcomes if outcome.status == status)
 
 
-def deliveries_claim(*, job: Job, limit: int, ids: Iterable[int] | None = None) -> Claim:
-    """Claim up to `limit` unsent deliveries of `job` that are due now (or exactly `ids`)."""
+def deliveries_claim(*, job: Job, limit: int) -> Claim:
+    """Claim up to `limit` unsent deliveries of `job` that are due now, in one statement."""
     now = timezone.now()
     token = uuid.uuid4()
-    due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
-    unsent = Delivery.objects.filter(job=job, status__in=UNSENT_DELIVERY_STATUSES).filter(due)
-    if ids is not None:
-        unsent = unsent.filter(id__in=list(ids))
     # The hand-over record exists before any row is claimed: a claim is never left without one.
     get_job_runtime().open_claim(token)
-    with transaction.atomic():
-        rows = list(
-            unsent.select_for_update(skip_locked=True)
-            .order_by("id")
-            .values_list("id", "status")[:limit]
-        )
-        Delivery.objects.filter(
-            id__in=[pk for pk, _ in rows], status__in=UNSENT_DELIVERY_STATUSES
-        ).update(
-            status=DeliveryStatus.SENDING,
-            claim_token=token,
-            lease_expires_at=now + timedelta(seconds=get_setting("DELIVERY_LEASE")),
-            attempts=F("attempts") + 1,
-            updated_at=now,
-        )
-    deliveries = list(Delivery.objects.filter(id__in=[pk for pk, _ in rows], claim_token=token))
-    deliveries.sort(key=lambda delivery: delivery.pk)
-    claim = Claim(token=token, deliveries=deliveries, previous=dict(rows))
-    transitions = [(claim.previous[d.pk], DeliveryStatus.SENDING) for d in deliveries]
+    ids = _claim_rows(job, limit, token, now)
+    deliveries = sorted(Delivery.objects.filter(id__in=ids), key=lambda d: d.pk)
+    # Attempts count only real attempts, so an unsent row with none is pending, else retry.
+    previous = {
+        d.pk: DeliveryStatus.PENDING if d.attempts == 1 else DeliveryStatus.RETRY
+        for d in deliveries
+    }
+    claim = Claim(token=token, deliveries=deliveries, previous=previous)
+    transitions = [(previous[d.pk], DeliveryStatus.SENDING) for d in deliveries]
     get_progress_store().move(job.id, status_changes(transitions))
     return claim
 
 
+def _claim_rows(job: Job, limit: int, token: uuid.UUID, now: datetime) -> list[int]:
+    """UPDATE … WHERE id IN (the first `limit` due rows, skipping rows other claims lock)."""
+    table = connection.ops.quote_name(Delivery._meta.db_table)
+    skip_locked = (
+        " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    )
+    lease = now + timedelta(seconds=get_setting("DELIVERY_LEASE"))
+    token_value = Delivery._meta.get_field("claim_token").get_db_prep_value(token, connection)
+    due = (
+        f"SELECT id FROM {table} WHERE job_id = %s AND status IN (%s, %s)"
+        f" AND (next_attempt_at IS NULL OR next_attempt_at <= %s) ORDER BY id LIMIT %s{skip_locked}"
+    )
+    sql = (
+        f"UPDATE {table} SET status = %s, claim_token = %s, lease_expires_at = %s,"
+        f" attempts = attempts + 1, updated_at = %s"
+        f" WHERE id IN ({due}) AND status IN (%s, %s) RETURNING id"
+    )
+    unsent = [str(s) for s in UNSENT_DELIVERY_STATUSES]
+    params = [
+        DeliveryStatus.SENDING.value,
+        token_value,
+        _db_datetime(lease),
+        _db_datetime(now),
+        _db_uuid(job.id),
+        *unsent,
+        _db_datetime(now),
+        limit,
+        *unsent,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _db_datetime(value: datetime | None) -> object:
+    return connection.ops.adapt_datetimefield_value(value)
+
+
+def _db_uuid(value: uuid.UUID) -> object:
+    return Job._meta.pk.get_db_prep_value(value, connection)
+
+
 def deliveries_record(*, job: Job, claim: Claim, report: SendReport) -> None:
-    """Write the outcomes of a claim in bulk, only where the claim still holds."""
+    """Write the outcomes of a claim in one statement, only where the claim still holds."""
     now = timezone.now()
-    cancelled = not _job_is_active(job.id)
-    by_id = {outcome.delivery.pk: outcome for outcome in report.outcomes}
-    transitions = []
-    with transaction.atomic():
-        held = set(
-            Delivery.objects.select_for_update()
-            .filter(id__in=list(by_id), claim_token=claim.token, status=DeliveryStatus.SENDING)
-            .values_list("id", flat=True)
-        )
-        changed = []
-        for pk in held:
-            outcome = by_id[pk]
-            status = _final_status(outcome, claim.previous[pk], cancelled)
-            _apply(outcome, status, report.provider, now)
-            changed.append(outcome.delivery)
-            transitions.append((DeliveryStatus.SENDING, status))
-        Delivery.objects.bulk_update(changed, RECORDED_FIELDS)
+    undecided = any(o.status in (RELEASED, DeliveryStatus.RETRY) for o in report.outcomes)
+    # Only released and retried rows depend on whether the job was cancelled meanwhile.
+    cancelled = undecided and not _job_is_active(job.id)
+    rows = []
+    for outcome in report.outcomes:
+        status = _final_status(outcome, claim.previous[outcome.delivery.pk], cancelled)
+        _apply(outcome, status, report.provider, now)
+        rows.append(outcome.delivery)
+    written = _write_rows(rows, claim.token, now)
+    transitions = [(DeliveryStatus.SENDING, d.status) for d in rows if d.pk in written]
     get_progress_store().move(job.id, status_changes(transitions))
     outcomes = Counter(str(o.status) for o in report.outcomes if o.status != RELEASED)
     record_outcomes(job.channel, report.provider, outcomes.items())
@@ -125,18 +144,46 @@ RECORDED_FIELDS = [
     "provider_message_id",
     "sent_at",
     "next_attempt_at",
-    "claim_token",
-    "lease_expires_at",
-    "updated_at",
 ]
+
+
+def _write_rows(rows: list[Delivery], token: uuid.UUID, now: datetime) -> set[int]:
+    """UPDATE … FROM (VALUES …): every row's recorded fields in one statement, where the claim
+    token still matches (recovery may have taken an expired claim); returns the ids written."""
+    if not rows:
+        return set()
+    fields = [Delivery._meta.get_field(name) for name in RECORDED_FIELDS]
+    typed = connection.vendor == "postgresql"  # VALUES needs explicit types there
+    placeholder = (
+        "("
+        + ", ".join(
+            f"%s::{f.db_type(connection)}" if typed else "%s" for f in [Delivery._meta.pk, *fields]
+        )
+        + ")"
+    )
+    params: list[object] = []
+    for row in rows:
+        params.append(row.pk)
+        params += [f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields]
+    table = connection.ops.quote_name(Delivery._meta.db_table)
+    columns = ", ".join(["id", *RECORDED_FIELDS])
+    assignments = ", ".join(f"{name} = v.{name}" for name in RECORDED_FIELDS)
+    sql = (
+        f"WITH v({columns}) AS (VALUES {', '.join([placeholder] * len(rows))})"
+        f" UPDATE {table} SET {assignments}, claim_token = NULL, lease_expires_at = NULL,"
+        f" updated_at = %s FROM v WHERE {table}.id = v.id AND {table}.claim_token = %s"
+        f" AND {table}.status = %s RETURNING {table}.id"
+    )
+    token_value = Delivery._meta.get_field("claim_token").get_db_prep_value(token, connection)
+    params += [_db_datetime(now), token_value, DeliveryStatus.SENDING.value]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return {row[0] for row in cursor.fetchall()}
 
 
 def _apply(outcome: Outcome, status: str, provider: str, now: datetime) -> None:
     delivery = outcome.delivery
     delivery.status = status
-    delivery.claim_token = None
-    delivery.lease_expires_at = None
-    delivery.updated_at = now
     if outcome.status == RELEASED:
         delivery.attempts -= 1  # never attempted: waiting for a slot costs no retry
         return
