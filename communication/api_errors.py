@@ -27,7 +27,10 @@ class SizeLimitedJSONParser(JSONParser):
         length = request.META.get("CONTENT_LENGTH") if request is not None else None
         if limit is not None and length and length.isdigit() and int(length) > limit:
             raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
-        return super().parse(stream, media_type, parser_context)
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError as err:  # a few thousand nested arrays overflow the json module
+            raise exceptions.ParseError("JSON parse error - nested too deeply.") from err
 
 
 def _summary(detail: Any) -> str:

@@ -20,18 +20,19 @@ class CircuitBreaker:
         self.threshold = threshold
         self.cooldown = cooldown
 
-    def record_failure(self, reason: str, count: int = 1) -> bool:
-        """Count `count` transient failures; True when they open the circuit."""
+    def record_failure(self, reason: str, count: int = 1) -> int:
+        """Count `count` transient failures; how many in a row when that opens the circuit
+        (0 while it stays closed)."""
         pipe = self.client.pipeline()
         pipe.incrby(self.failures_key, count)
         pipe.expire(self.failures_key, FAILURES_TTL_SECONDS)
         failures, _ = pipe.execute()
         if failures < self.threshold:
-            return False
+            return 0
         until = timezone.now() + timezone.timedelta(seconds=self.cooldown)
         value = f"{until.isoformat()}|{failures} consecutive failures, last: {reason[:200]}"
         self.client.set(self.open_key, value, px=int(self.cooldown * 1000))
-        return True
+        return failures
 
     def record_success(self) -> None:
         self.client.delete(self.failures_key)

@@ -111,6 +111,17 @@ class Delivery(models.Model):
         ]
         indexes = [
             models.Index(fields=["job", "status", "id"]),
+            # Only rows in flight: recording a batch finds them by claim, recovery by lease.
+            models.Index(
+                fields=["claim_token"],
+                name="delivery_in_flight",
+                condition=models.Q(claim_token__isnull=False),
+            ),
+            models.Index(
+                fields=["lease_expires_at"],
+                name="delivery_leases",
+                condition=models.Q(status="sending"),
+            ),
             # Receipts find their delivery by the provider's message id.
             models.Index(
                 fields=["provider", "provider_message_id"],

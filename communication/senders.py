@@ -97,7 +97,6 @@ class EmailSender:
             from_email=settings.DEFAULT_FROM_EMAIL,
             to=[delivery.recipient],
             headers=headers,
-            connection=self.backend,
         )
         email.attach_alternative(html, "text/html")
         return email

@@ -148,34 +148,37 @@ RECORDED_FIELDS = [
 
 
 def _write_rows(rows: list[Delivery], token: uuid.UUID, now: datetime) -> set[int]:
-    """UPDATE … FROM (VALUES …): every row's recorded fields in one statement, where the claim
-    token still matches (recovery may have taken an expired claim); returns the ids written."""
+    """One UPDATE writing every row's recorded fields, where the claim token still matches
+    (recovery may have taken an expired claim); returns the ids written.
+
+    PostgreSQL gets one array per column (`unnest`), which it plans in well under a
+    millisecond; other databases get a VALUES list.
+    """
     if not rows:
         return set()
-    fields = [Delivery._meta.get_field(name) for name in RECORDED_FIELDS]
-    typed = connection.vendor == "postgresql"  # VALUES needs explicit types there
-    placeholder = (
-        "("
-        + ", ".join(
-            f"%s::{f.db_type(connection)}" if typed else "%s" for f in [Delivery._meta.pk, *fields]
+    fields = [Delivery._meta.pk, *(Delivery._meta.get_field(n) for n in RECORDED_FIELDS)]
+    columns = [
+        [f.get_db_prep_save(getattr(row, f.attname), connection) for row in rows] for f in fields
+    ]
+    names = ", ".join(f.column for f in fields)
+    if connection.vendor == "postgresql":
+        arrays = ", ".join(f"%s::{f.db_type(connection)}[]" for f in fields)
+        source, params = f"unnest({arrays}) AS v({names})", list(columns)
+    else:
+        row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
+        source = (
+            f"(WITH v({names}) AS (VALUES {', '.join([row_sql] * len(rows))}) SELECT * FROM v) AS v"
         )
-        + ")"
-    )
-    params: list[object] = []
-    for row in rows:
-        params.append(row.pk)
-        params += [f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields]
+        params = [value for row in zip(*columns, strict=True) for value in row]
     table = connection.ops.quote_name(Delivery._meta.db_table)
-    columns = ", ".join(["id", *RECORDED_FIELDS])
     assignments = ", ".join(f"{name} = v.{name}" for name in RECORDED_FIELDS)
     sql = (
-        f"WITH v({columns}) AS (VALUES {', '.join([placeholder] * len(rows))})"
-        f" UPDATE {table} SET {assignments}, claim_token = NULL, lease_expires_at = NULL,"
-        f" updated_at = %s FROM v WHERE {table}.id = v.id AND {table}.claim_token = %s"
-        f" AND {table}.status = %s RETURNING {table}.id"
+        f"UPDATE {table} SET {assignments}, claim_token = NULL, lease_expires_at = NULL,"
+        f" updated_at = %s FROM {source} WHERE {table}.id = v.id"
+        f" AND {table}.claim_token = %s AND {table}.status = %s RETURNING {table}.id"
     )
     token_value = Delivery._meta.get_field("claim_token").get_db_prep_value(token, connection)
-    params += [_db_datetime(now), token_value, DeliveryStatus.SENDING.value]
+    params = [_db_datetime(now), *params, token_value, DeliveryStatus.SENDING.value]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return {row[0] for row in cursor.fetchall()}

@@ -15,6 +15,7 @@ import time
 from collections import deque
 
 import redis
+from django.db import InterfaceError, OperationalError, connection
 from django.db.models import Count, Min, Q
 from django.utils import timezone
 
@@ -47,6 +48,7 @@ logger = logging.getLogger(__name__)
 MAX_COUNTDOWN = 60.0
 CANCEL_CHECK_INTERVAL = 0.5
 REDIS_DOWN_WAIT = 5.0
+RECORD_RETRY_INTERVAL = 1.0
 HANDOVER_AHEAD = 0.005  # record hand-overs of sends due within this many seconds in one call
 
 
@@ -85,7 +87,7 @@ def claim_send(
     guard = _BatchGuard(job, claim)
     health = _ChannelHealth(job.channel, sender.provider, limiter)
     slots: deque[float] = deque()
-    replacements = len(pending)
+    replacements = 4 * len(pending)  # a bound, so a starved process cannot loop for ever
     prepared = None
     waited = 0.0
     try:
@@ -111,11 +113,15 @@ def claim_send(
                 time.sleep(delay)
                 waited += delay
             if reservation.is_late(slot):
-                # Sending now could put two sends closer than the limit allows: take a new slot.
+                # Sending now could put two sends closer than the limit allows: drop this slot
+                # and every other one already passed, and take new ones in one call.
                 prepared = message
-                if len(slots) < len(pending) and replacements:
-                    replacements -= 1
-                    slots.extend(_reserve(limiter, 1, horizon=horizon).slots)
+                while slots and reservation.is_late(slots[0]):
+                    slots.popleft()
+                missing = min(len(pending) - len(slots), replacements)
+                if missing > 0:
+                    replacements -= missing
+                    slots.extend(_reserve(limiter, missing, horizon=horizon).slots)
                 continue
             if not guard.hand_over(pending, slots):
                 break
@@ -150,9 +156,16 @@ class _ChannelHealth:
     def pause_after(self, outcome: Outcome) -> float:
         if outcome.throttled and outcome.retry_in is not None:
             return self._pause(outcome.retry_in)
-        if outcome.status == DeliveryStatus.RETRY and self._trips(outcome.error, 1):
-            return self._pause(self.breaker.cooldown)
-        return 0.0
+        if outcome.status != DeliveryStatus.RETRY:
+            return 0.0
+        in_a_row = self._trips(outcome.error, 1)
+        if not in_a_row:
+            return 0.0
+        if in_a_row > self.breaker.threshold:
+            # The probe after a cool-down failed: the provider is still down, which is no
+            # reason to use up this recipient's retries.
+            outcome.status, outcome.retry_in = RELEASED, None
+        return self._pause(self.breaker.cooldown)
 
     def pause_after_outage(self, err: CommunicationError, recipients: int) -> float:
         if self._trips(str(err), recipients):
@@ -163,11 +176,11 @@ class _ChannelHealth:
         with contextlib.suppress(redis.RedisError):
             self.breaker.record_success()
 
-    def _trips(self, reason: str, failures: int) -> bool:
+    def _trips(self, reason: str, failures: int) -> int:
         try:
             return self.breaker.record_failure(reason, failures)
         except redis.RedisError:
-            return False
+            return 0
 
     def _pause(self, seconds: float) -> float:
         with contextlib.suppress(RateLimiterUnavailable):
@@ -289,12 +302,31 @@ def job_batch_send(*, job_id: object) -> float | None:
             limiter=limiter,
             horizon=get_setting("RATE_LIMIT_MAX_WAIT"),
         )
-        deliveries_record(job=job, claim=claim, report=report)
+        outcomes_record(job=job, claim=claim, report=report)
     if report.count(RELEASED):
         return min(report.wait, MAX_COUNTDOWN)
     if len(claim.deliveries) < batch_size:
         return 0.0
     return channel_setting(job.channel, "BATCH_DELAY")
+
+
+def outcomes_record(*, job: Job, claim: Claim, report: SendReport) -> None:
+    """`deliveries_record`, retried while the database is briefly away (a restart).
+
+    Recording only touches rows the claim still holds, so a retry cannot overwrite anything;
+    giving up would leave sent messages to recovery, which could only call them `unknown`.
+    """
+    deadline = time.monotonic() + get_setting("DELIVERY_LEASE") / 2
+    while True:
+        try:
+            deliveries_record(job=job, claim=claim, report=report)
+            return
+        except (OperationalError, InterfaceError) as err:
+            if time.monotonic() > deadline:
+                raise
+            logger.warning("cannot record job %s's batch yet, retrying: %s", job.id, err)
+            connection.close()  # the next query reconnects
+            time.sleep(RECORD_RETRY_INTERVAL)
 
 
 def _idle_wait(job: Job) -> float | None:
