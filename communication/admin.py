@@ -18,6 +18,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
 
@@ -27,7 +29,7 @@ from . import admin_providers  # noqa: F401  (registers the Suppression admin)
 from .exceptions import ApplicationError
 from .models import Delivery, DeliveryStatus, Job
 from .progress import JobCounts
-from .selectors import delivery_list, job_progress_get
+from .selectors import channel_pause_get, delivery_list, job_progress_get
 from .services.jobs import job_cancel, job_retry_failed
 
 DELIVERIES_PER_PAGE = 50
@@ -71,6 +73,15 @@ def _job_call(request: HttpRequest, job: Job, service: Any, done: str) -> bool:
         return False
     messages.success(request, f"Job {job.id}: {done}")
     return True
+
+
+def pause_text(pause: tuple[str, str] | None) -> str:
+    """'Channel paused until 12:30:05' while a provider's circuit breaker holds the channel."""
+    if not pause:
+        return ""
+    until = parse_datetime(pause[0])
+    when = timezone.localtime(until).strftime("%H:%M:%S") if until else pause[0]
+    return f"Channel paused until {when}"
 
 
 @admin.register(Job)
@@ -122,7 +133,16 @@ class JobAdmin(admin.ModelAdmin):
     def status_label(self, job: Job) -> str:
         job_counts(job)  # a queued job whose batches started is shown running
         label = job.get_status_display()
-        return format_html('<span data-job="{}" data-field="status">{}</span>', job.id, label)
+        pause = channel_pause_get(job.channel) if job.is_active else None
+        return format_html(
+            '<span data-job="{}" data-field="status">{}</span>'
+            '<br><small class="job-pause" data-job="{}" data-field="pause" title="{}">{}</small>',
+            job.id,
+            label,
+            job.id,
+            pause[1] if pause else "",
+            pause_text(pause),
+        )
 
     @admin.display(description="Sent")
     def sent(self, job: Job) -> str:

@@ -28,10 +28,17 @@
       if (segment) segment.style.width = `${(data[name] / total) * 100}%`;
     }
     bar.title = SEGMENTS.concat("pending").map((name) => `${name} ${data[name]}`).join(", ");
+    data.pause = pauseText(data);
     for (const element of document.querySelectorAll(`[data-job="${data.jobId}"][data-field]`)) {
       const field = element.dataset.field;
       if (data[field] !== undefined) element.textContent = label(field, data[field]);
     }
+  }
+
+  // "Channel paused until 12:30:05" while a provider's circuit breaker holds the channel.
+  function pauseText(data) {
+    if (!data.pausedUntil || !ACTIVE.includes(data.status)) return "";
+    return `Channel paused until ${new Date(data.pausedUntil).toLocaleTimeString()}`;
   }
 
   // Resolves to true while the job is still active, false once it is final or unreadable.
