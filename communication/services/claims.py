@@ -59,8 +59,7 @@ def deliveries_claim(*, job: Job, limit: int) -> Claim:
     token = uuid.uuid4()
     # The hand-over record exists before any row is claimed: a claim is never left without one.
     get_job_runtime().open_claim(token)
-    ids = _claim_rows(job, limit, token, now)
-    deliveries = sorted(Delivery.objects.filter(id__in=ids), key=lambda d: d.pk)
+    deliveries = sorted(_claim_rows(job, limit, token, now), key=lambda d: d.pk)
     # Attempts count only real attempts, so an unsent row with none is pending, else retry.
     previous = {
         d.pk: DeliveryStatus.PENDING if d.attempts == 1 else DeliveryStatus.RETRY
@@ -72,14 +71,16 @@ def deliveries_claim(*, job: Job, limit: int) -> Claim:
     return claim
 
 
-def _claim_rows(job: Job, limit: int, token: uuid.UUID, now: datetime) -> list[int]:
-    """UPDATE … WHERE id IN (the first `limit` due rows, skipping rows other claims lock)."""
+def _claim_rows(job: Job, limit: int, token: uuid.UUID, now: datetime) -> list[Delivery]:
+    """UPDATE … WHERE id IN (the first `limit` due rows, skipping rows other claims lock)
+    RETURNING the claimed rows themselves."""
     table = connection.ops.quote_name(Delivery._meta.db_table)
     skip_locked = (
         " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
     )
     lease = now + timedelta(seconds=get_setting("DELIVERY_LEASE"))
     token_value = Delivery._meta.get_field("claim_token").get_db_prep_value(token, connection)
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in Delivery._meta.concrete_fields)
     due = (
         f"SELECT id FROM {table} WHERE job_id = %s AND status IN (%s, %s)"
         f" AND (next_attempt_at IS NULL OR next_attempt_at <= %s) ORDER BY id LIMIT %s{skip_locked}"
@@ -87,7 +88,7 @@ def _claim_rows(job: Job, limit: int, token: uuid.UUID, now: datetime) -> list[i
     sql = (
         f"UPDATE {table} SET status = %s, claim_token = %s, lease_expires_at = %s,"
         f" attempts = attempts + 1, updated_at = %s"
-        f" WHERE id IN ({due}) AND status IN (%s, %s) RETURNING id"
+        f" WHERE id IN ({due}) AND status IN (%s, %s) RETURNING {columns}"
     )
     unsent = [str(s) for s in UNSENT_DELIVERY_STATUSES]
     params = [
@@ -101,9 +102,7 @@ def _claim_rows(job: Job, limit: int, token: uuid.UUID, now: datetime) -> list[i
         limit,
         *unsent,
     ]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return [row[0] for row in cursor.fetchall()]
+    return list(Delivery.objects.raw(sql, params))
 
 
 def _db_datetime(value: datetime | None) -> object:
