@@ -21,12 +21,14 @@ RECIPIENTS = 100_000
 
 
 def insert_in_progress() -> bool:
-    """A transaction of the web process is inserting the deliveries (PostgreSQL only)."""
+    """A transaction of the web process is inserting the deliveries (PostgreSQL only: they
+    stream in with COPY)."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
             "AND pid <> pg_backend_pid() AND xact_start IS NOT NULL "
-            "AND query LIKE 'INSERT INTO \"communication_delivery\"%%'"
+            "AND (query LIKE 'COPY \"communication_delivery\"%%'"
+            " OR query LIKE 'INSERT INTO \"communication_delivery\"%%')"
         )
         return cursor.fetchone()[0] > 0
 
