@@ -6,10 +6,9 @@ all in `close()`, which `python -m bench` calls on success, failure and Ctrl-C a
 
 import os
 import shutil
-import signal
+import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -17,9 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-import requests
 
-from tests.servers import RedisServer, Worker, free_port, wait_until
+from tests.servers import (
+    ProcessGroup,
+    RedisServer,
+    WebServer,
+    Worker,
+    free_port,
+    wait_until,
+)
 
 BENCH_DB = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bench")
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,107 +47,33 @@ def create_database(url: str = BENCH_DB) -> None:
     )
 
 
-class IncludingWorker(Worker):
-    """`tests.servers.Worker` with extra `celery worker` arguments (e.g. `-I bench.naive`)."""
-
-    def __init__(
-        self, env: dict[str, str], queues: str, concurrency: int, extra: list[str]
-    ) -> None:
-        self.log = Path(tempfile.mkstemp(prefix="bench-worker-", suffix=".log")[1])
-        command = [
-            PYTHON,
-            *("-m", "celery", "-A", "messaging_site", "worker", "-Q", queues),
-            *("-c", str(concurrency), "-n", f"w{free_port()}@%h", "-l", "info"),
-            *("--without-gossip", "--without-mingle", *extra),
-        ]
-        self._log_file = open(self.log, "w")  # noqa: SIM115
-        self.process = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env={**os.environ, **env},
-            stdout=self._log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        wait_until(
-            lambda: "ready." in self.log.read_text() or self.process.poll() is not None,
-            30,
-            0.1,
-            "the worker to start",
-        )
-        if self.process.poll() is not None:
-            raise RuntimeError(f"worker exited:\n{self.log.read_text()[-3000:]}")
-
-
-class WebServer:
-    """gunicorn serving `messaging_site.wsgi` on a free port (its own process group)."""
+class BenchWebServer(WebServer):
+    """`tests.servers.WebServer` whose gunicorn worker processes can be measured."""
 
     def __init__(self, env: dict[str, str], workers: int = 1, threads: int = 4) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = Path(tempfile.mkstemp(prefix="bench-web-", suffix=".log")[1])
-        self._log_file = open(self.log, "w")  # noqa: SIM115
-        self.process = subprocess.Popen(
-            [
-                str(Path(PYTHON).parent / "gunicorn"),
-                "messaging_site.wsgi",
-                *("-b", f"127.0.0.1:{self.port}", "-w", str(workers), "--threads", str(threads)),
-                *("--timeout", "300"),
-            ],
-            cwd=ROOT,
-            env={**os.environ, **env},
-            stdout=self._log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        wait_until(self._ready, 30, 0.1, "gunicorn to serve")
+        super().__init__(env, workers=workers, threads=threads)
         wait_until(lambda: len(self.children()) >= workers, 10, 0.1, "gunicorn workers")
-
-    def _ready(self) -> bool:
-        if self.process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited:\n{self.log.read_text()[-3000:]}")
-        try:
-            requests.get(f"{self.url}/api/", timeout=2)
-            return True
-        except requests.RequestException:
-            return False
 
     def children(self) -> list[int]:
         return children(self.process.pid)
 
-    def stop(self) -> None:
-        stop_group(self.process)
-        self._log_file.close()
 
-
-class SmtpSink:
+class SmtpSink(ProcessGroup):
     """`python -m aiosmtpd` with the discarding `Sink` handler, in its own process."""
 
     def __init__(self) -> None:
         self.port = free_port()
         self.url = f"smtp://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen(
-            [
-                *(PYTHON, "-m", "aiosmtpd", "-n"),
-                *("-l", f"127.0.0.1:{self.port}", "-c", "aiosmtpd.handlers.Sink"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        wait_until(self._listening, 10, 0.05, "the SMTP sink")
+        command = [PYTHON, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{self.port}"]
+        super().__init__([*command, "-c", "aiosmtpd.handlers.Sink"], {})
+        self.wait_ready(self._listening, "the SMTP sink")
 
     def _listening(self) -> bool:
-        import socket
-
         try:
             socket.create_connection(("127.0.0.1", self.port), 0.2).close()
             return True
         except OSError:
             return False
-
-    def stop(self) -> None:
-        stop_group(self.process)
 
 
 class Environment:
@@ -193,9 +124,11 @@ class Environment:
                     worker.stop()
 
     @contextmanager
-    def web(self, workers: int = 1, threads: int = 4, **options: object) -> Iterator[WebServer]:
+    def web(
+        self, workers: int = 1, threads: int = 4, **options: object
+    ) -> Iterator[BenchWebServer]:
         with self.options(**options) as env:
-            server = self.own(WebServer(env, workers=workers, threads=threads))
+            server = self.own(BenchWebServer(env, workers=workers, threads=threads))
             try:
                 yield server
             finally:
@@ -267,18 +200,6 @@ def job_wait(job_id: object, timeout: float) -> Any:
 
 
 # --- processes and memory ------------------------------------------------------------------
-def stop_group(process: subprocess.Popen[Any], timeout: float = 15) -> None:
-    """SIGTERM the process group of `process` (started with start_new_session), then SIGKILL."""
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
 def status_kb(pid: int, field: str = "VmHWM") -> int:
     """A `/proc/<pid>/status` figure in kB (VmHWM: peak resident set), 0 if gone."""
     try:

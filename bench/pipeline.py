@@ -16,10 +16,11 @@ import time
 
 from django.core.mail import EmailMultiAlternatives
 
+from tests.servers import Worker
+
 from .environment import (
     LOCMEM_EMAIL,
     Environment,
-    IncludingWorker,
     SmtpSink,
     email_recipients,
     job_queue,
@@ -74,7 +75,9 @@ def naive_rates(env: Environment, size: int, runs: int, **options: object) -> li
         rows = Delivery.objects.filter(job=job)
         naive_enqueue(list(rows.values_list("id", flat=True)))
         with env.options(**options) as worker_env:
-            worker = env.own(IncludingWorker(worker_env, QUEUE, 2, ["-I", "bench.naive"]))
+            worker = env.own(
+                Worker(worker_env, QUEUE, concurrency=2, extra_args=("-I", "bench.naive"))
+            )
             try:
                 sent = rows.filter(status=DeliveryStatus.SENT)
                 wait_until(lambda s=sent: s.count() >= size, size / 20 + 60, 0.5, "naive sends")

@@ -14,7 +14,15 @@ from communication.backends.sms import locmem
 from communication.stores import get_redis
 from messaging_site.celery import app as celery_app
 
-from .servers import RedisServer, SmsProvider, SmtpServer, Worker, database_url
+from .servers import (
+    ProcessGroup,
+    RedisServer,
+    SmsProvider,
+    SmtpServer,
+    WebServer,
+    Worker,
+    database_url,
+)
 
 logging.getLogger("mail.log").setLevel(logging.WARNING)
 
@@ -94,7 +102,7 @@ class Service:
         self.redis = redis
         self.smtp = smtp
         self.sms = sms
-        self.workers: list[Worker] = []
+        self.processes: list[ProcessGroup] = []
         self.env: dict[str, str] = {
             "DATABASE_URL": database_url(connection.settings_dict),
             "REDIS_URL": redis.url,
@@ -117,12 +125,18 @@ class Service:
 
     def start_worker(self, **kwargs: Any) -> Worker:
         worker = Worker(self.env, **kwargs)
-        self.workers.append(worker)
+        self.processes.append(worker)
         return worker
 
+    def start_web(self, env: dict[str, str] | None = None, **kwargs: Any) -> WebServer:
+        """gunicorn with this service's env (or `env`), stopped when the test ends."""
+        web = WebServer(env if env is not None else self.env, **kwargs)
+        self.processes.append(web)
+        return web
+
     def stop(self) -> None:
-        for worker in self.workers:
-            worker.stop()
+        for process in self.processes:
+            process.stop()
 
 
 @pytest.fixture

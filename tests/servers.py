@@ -21,9 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import redis
+import requests
 from aiosmtpd.controller import Controller
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
@@ -287,55 +290,27 @@ def database_url(settings_dict: dict[str, Any]) -> str:
     return f"postgres://{auth}{host}:{port}/{name}"
 
 
-class Worker:
-    """A real `celery worker` process (its own process group, so SIGKILL takes all of it)."""
+class ProcessGroup:
+    """A subprocess in its own process group, logging to a file: `kill()` (SIGKILL) takes all
+    of it, as a machine dying would; `stop()` asks it to finish first."""
 
-    def __init__(
-        self,
-        env: dict[str, str],
-        queues: str = "email,sms",
-        concurrency: int = 1,
-        beat: bool = False,
-        log: Path | None = None,
-    ) -> None:
-        self.log = log or Path(tempfile.mkstemp(prefix="worker-", suffix=".log")[1])
-        name = f"w{free_port()}@%h"
-        command = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "messaging_site",
-            "worker",
-            "-Q",
-            queues,
-            "-c",
-            str(concurrency),
-            "-n",
-            name,
-            "-l",
-            "info",
-            "--without-gossip",
-            "--without-mingle",
-        ]
-        if beat:
-            command += ["-B", "-s", str(self.log) + ".beat"]
+    def __init__(self, command: list[str], env: dict[str, str], log: Path | None = None) -> None:
+        self.log = log or Path(tempfile.mkstemp(prefix="process-", suffix=".log")[1])
         self._log_file = open(self.log, "w")  # noqa: SIM115
         self.process = subprocess.Popen(
             command,
+            cwd=ROOT,
             env={**os.environ, **env},
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        wait_until(
-            lambda: "ready." in self.log.read_text() or self.process.poll() is not None,
-            30,
-            0.1,
-            "the worker to start",
-        )
+
+    def wait_ready(self, ready: Any, what: str, timeout: float = 30) -> None:
+        """Wait until `ready()`; fail at once, with the log's end, if the process exits."""
+        wait_until(lambda: self.process.poll() is not None or ready(), timeout, 0.1, what)
         if self.process.poll() is not None:
-            raise RuntimeError(f"worker exited:\n{self.log.read_text()[-3000:]}")
+            raise RuntimeError(f"{what}: the process exited:\n{self.output()[-3000:]}")
 
     def kill(self) -> None:
         if self.process.poll() is None:
@@ -353,3 +328,49 @@ class Worker:
 
     def output(self) -> str:
         return self.log.read_text()
+
+
+class Worker(ProcessGroup):
+    """A real `celery worker` process (with `beat=True`, beat runs inside it too)."""
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        queues: str = "email,sms",
+        concurrency: int = 1,
+        beat: bool = False,
+        log: Path | None = None,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
+        log = log or Path(tempfile.mkstemp(prefix="worker-", suffix=".log")[1])
+        command = [
+            *(sys.executable, "-m", "celery", "-A", "messaging_site", "worker", "-Q", queues),
+            *("-c", str(concurrency), "-n", f"w{free_port()}@%h", "-l", "info"),
+            *("--without-gossip", "--without-mingle", *extra_args),
+        ]
+        if beat:
+            command += ["-B", "-s", str(log) + ".beat"]
+        super().__init__(command, env, log)
+        self.wait_ready(lambda: "ready." in self.output(), "the worker to start")
+
+
+class WebServer(ProcessGroup):
+    """The web app under gunicorn on a free port."""
+
+    def __init__(self, env: dict[str, str], workers: int = 2, threads: int = 4) -> None:
+        self.port = free_port()
+        gunicorn = str(Path(sys.executable).with_name("gunicorn"))
+        command = [gunicorn, "messaging_site.wsgi", "-b", f"127.0.0.1:{self.port}"]
+        command += ["-w", str(workers), "--threads", str(threads), "--timeout", "300"]
+        super().__init__(command, env)
+        self.wait_ready(self._answers, "the web server to answer")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _answers(self) -> bool:
+        try:
+            return requests.get(self.url + "/api/communication/jobs/", timeout=1).status_code < 500
+        except requests.RequestException:
+            return False

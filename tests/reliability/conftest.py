@@ -6,7 +6,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -290,62 +289,6 @@ def create_token(env: dict[str, str], username: str) -> str:
     )
     output = manage(["shell", "-c", code], env)
     return re.search(r"TOKEN=(\w+)", output)[1]  # type: ignore[index]
-
-
-class WebServer:
-    """The web app under gunicorn (its own process group, so SIGKILL takes all of it)."""
-
-    def __init__(self, env: dict[str, str], workers: int = 2, threads: int = 4) -> None:
-        self.port = free_port()
-        self.log = Path(tempfile.mkstemp(prefix="web-", suffix=".log")[1])
-        self._log_file = open(self.log, "w")  # noqa: SIM115
-        gunicorn = str(Path(sys.executable).with_name("gunicorn"))
-        self.process = subprocess.Popen(
-            [
-                gunicorn,
-                "messaging_site.wsgi",
-                "-b",
-                f"127.0.0.1:{self.port}",
-                "-w",
-                str(workers),
-                "--threads",
-                str(threads),
-                "--timeout",
-                "300",
-            ],
-            cwd=ROOT,
-            env={**os.environ, **env},
-            stdout=self._log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        wait_until(self._answers, 30, 0.1, "the web server to answer")
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def _answers(self) -> bool:
-        if self.process.poll() is not None:
-            raise RuntimeError(f"web server exited:\n{self.log.read_text()[-3000:]}")
-        try:
-            return requests.get(self.url + "/api/communication/jobs/", timeout=1).status_code < 500
-        except requests.RequestException:
-            return False
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self._log_file.close()
 
 
 class Client:

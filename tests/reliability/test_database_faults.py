@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from ..servers import Worker, wait_until
-from .conftest import Client, WebServer, create_token
+from .conftest import Client, create_token
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +26,7 @@ def test_postgres_restart_mid_job(service, private_postgres, sms_provider):
     )
     env = {**service.env, "DATABASE_URL": private_postgres.database("rel_pg_restart")}
     token = create_token(env, "ama")
-    web = WebServer(env)
+    web = service.start_web(env)
     workers = [Worker(env, beat=True), Worker(env, concurrency=2)]
     try:
         client = Client(web.url, token)

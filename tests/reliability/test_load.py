@@ -19,7 +19,7 @@ from rest_framework.authtoken.models import Token
 from communication.models import Delivery, Job, JobStatus
 
 from ..servers import SinkProcess, wait_until
-from .conftest import Client, WebServer
+from .conftest import Client
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +41,7 @@ def test_thirty_users_for_sixty_seconds(service):
         Token.objects.create(user=get_user_model().objects.create_user(f"load{i}")).key
         for i in range(ACCOUNTS)
     ]
-    web = WebServer(env, workers=2, threads=8)
+    web = service.start_web(env, workers=2, threads=8)
     for _ in range(2):
         service.start_worker(concurrency=2)
     numbers = itertools.count()

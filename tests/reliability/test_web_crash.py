@@ -13,7 +13,6 @@ from rest_framework.authtoken.models import Token
 from communication.models import Delivery, Job, JobStatus
 
 from ..servers import wait_until
-from .conftest import WebServer
 
 pytestmark = pytest.mark.slow
 
@@ -54,7 +53,7 @@ def test_web_killed_while_creating_a_large_job(service, user, moment):
     # the whole job takes seconds; delivery to a real SMTP server is covered elsewhere.
     env = {**service.env, "EMAIL_BACKEND": "django.core.mail.backends.dummy.EmailBackend"}
     token = Token.objects.create(user=user).key
-    web = WebServer(env)
+    web = service.start_web(env)
     body = {
         "recipients": [f"customer{i:06d}@example.com" for i in range(RECIPIENTS)],
         "subject": "Sale",
