@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from anymail.signals import AnymailTrackingEvent, EventType, tracking
-from django.db.models import Count, Q
+from django.db.models import Count
 from django.dispatch import receiver
 from django.utils import timezone
 
@@ -38,13 +38,21 @@ SUPPRESSION_OF_RECEIPT = {
 
 
 def delivery_receipt_counts(job: Job) -> dict[str, int]:
-    """Receipts of a job by status, in one aggregate query (over the receipts index only)."""
-    counts = (
+    """Receipts of a job by status, in one GROUP BY over the receipts index only.
+
+    Every progress poll asks for this, so it is a values query: compiling an aggregate with one
+    filtered COUNT per status took longer than running it.
+    """
+    rows = (
         Delivery.objects.filter(job=job)
         .exclude(receipt_status="")
-        .aggregate(**{s: Count("id", filter=Q(receipt_status=s)) for s in ReceiptStatus.values})
+        .values_list("receipt_status")
+        .annotate(n=Count("id"))
+        .order_by()
     )
-    return {status: counts[status] or 0 for status in ReceiptStatus.values}
+    counts = dict.fromkeys(ReceiptStatus.values, 0)
+    counts.update(rows)
+    return counts
 
 
 def delivery_receipt_record(
