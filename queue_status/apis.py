@@ -1,6 +1,5 @@
 """`GET /api/queue/workers/init` (SPEC §3.5): which channels have live workers, and queue depths."""
 
-
 import redis
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
