@@ -6,7 +6,6 @@ all in `close()`, which `python -m bench` calls on success, failure and Ctrl-C a
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from tests.servers import (
     WebServer,
     Worker,
     free_port,
+    port_open,
     wait_until,
 )
 
@@ -66,14 +66,7 @@ class SmtpSink(ProcessGroup):
         self.url = f"smtp://127.0.0.1:{self.port}"
         command = [PYTHON, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{self.port}"]
         super().__init__([*command, "-c", "aiosmtpd.handlers.Sink"], {})
-        self.wait_ready(self._listening, "the SMTP sink")
-
-    def _listening(self) -> bool:
-        try:
-            socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-            return True
-        except OSError:
-            return False
+        self.wait_ready(lambda: port_open(self.port), "the SMTP sink")
 
 
 class Environment:

@@ -35,6 +35,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def port_open(port: int) -> bool:
+    """Something listens on 127.0.0.1:`port`."""
+    try:
+        socket.create_connection(("127.0.0.1", port), 0.2).close()
+        return True
+    except OSError:
+        return False
+
+
 def wait_until(predicate: Any, timeout: float, interval: float = 0.05, what: str = "") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -243,14 +252,7 @@ class SinkProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tests.sink_server", str(self.port), str(self.log)]
         )
-        wait_until(self._listening, 10, what="the sink server")
-
-    def _listening(self) -> bool:
-        try:
-            socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-            return True
-        except OSError:
-            return False
+        wait_until(lambda: port_open(self.port), 10, what="the sink server")
 
     @property
     def url(self) -> str:
