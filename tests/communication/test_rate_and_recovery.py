@@ -16,6 +16,14 @@ from ..servers import SinkProcess, max_in_window, wait_until
 pytestmark = pytest.mark.slow
 
 SEND_SMS = "/api/communication/sms/send"
+# Short leases and heartbeats and a sweep every second, so recovery happens within seconds.
+FAST_RECOVERY = {
+    "SMS_RATE_LIMIT": "20/s",
+    "SMS_BATCH_DELAY": 0,
+    "DELIVERY_LEASE": 3,
+    "JOB_HEARTBEAT_TTL": 3,
+    "SWEEP_INTERVAL": 1,
+}
 
 
 def numbers(count: int, start: int = 0) -> list[str]:
@@ -70,13 +78,7 @@ def test_the_rate_limit_holds_across_workers(service, api, workers):
 
 
 def test_a_job_survives_sigkill_of_every_worker(service, api):
-    service.configure(
-        SMS_RATE_LIMIT="20/s",
-        SMS_BATCH_DELAY=0,
-        DELIVERY_LEASE=3,
-        JOB_HEARTBEAT_TTL=3,
-        SWEEP_INTERVAL=1,
-    )
+    service.configure(**FAST_RECOVERY)
     first, second = service.start_worker(), service.start_worker()
     job_id = send_sms(api, numbers(200))
 
@@ -98,13 +100,7 @@ def test_a_job_survives_sigkill_of_every_worker(service, api):
 
 @pytest.mark.parametrize("fault", ["restart", "flushall"])
 def test_a_job_survives_redis_losing_everything(service, api, redis_server, fault):
-    service.configure(
-        SMS_RATE_LIMIT="20/s",
-        SMS_BATCH_DELAY=0,
-        DELIVERY_LEASE=3,
-        JOB_HEARTBEAT_TTL=3,
-        SWEEP_INTERVAL=1,
-    )
+    service.configure(**FAST_RECOVERY)
     service.start_worker(beat=True)
     service.start_worker()
     job_id = send_sms(api, numbers(150))
