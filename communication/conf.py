@@ -42,7 +42,7 @@ DEFAULTS: dict[str, Any] = {
     "CIRCUIT_BREAKER_COOLDOWN": 30.0,
     "DELIVERY_LEASE": 300.0,
     "JOB_HEARTBEAT_TTL": 120.0,
-    "SWEEP_INTERVAL": 30.0,
+    "SWEEP_INTERVAL": 5.0,
     "EMBEDDED": False,
 }
 

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 
 import redis
 
+from . import liveness
 from .models import DeliveryStatus
 
 COUNTERS = ("pending", "active", "completed", "failed", "cancelled", "unknown")
@@ -103,9 +104,12 @@ class ProgressStore:
         try:
             self._move(keys=[self.key(job_id)], args=args)
         except redis.RedisError:
-            # A lost move would leave the counters wrong for good: drop them if Redis still
-            # answers, so readers count the rows (the truth) instead.
-            self.delete(job_id)
+            # A lost move would leave the counters wrong for good: drop them, now or as soon as
+            # Redis answers again, so that readers count the rows (the truth) instead.
+            try:
+                self.client.delete(self.key(job_id))
+            except redis.RedisError:
+                liveness.defer(lambda: self.client.delete(self.key(job_id)))
 
     def get(self, job_id: object) -> JobCounts | None:
         """The live counters, or None when Redis has none (or cannot be reached)."""

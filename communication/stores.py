@@ -9,8 +9,11 @@ import functools
 import redis
 from django.conf import settings
 
+from . import liveness
 from .circuit import CircuitBreaker
 from .conf import channel_setting, get_setting
+from .handovers import HandOvers
+from .pacing import BatchGate
 from .progress import ProgressStore
 from .providers import provider_rate_limit
 from .rate_limit import RateLimiter, parse_rules
@@ -50,6 +53,23 @@ def get_progress_store() -> ProgressStore:
 
 def get_job_runtime() -> JobRuntime:
     return JobRuntime(get_redis(), heartbeat_ttl=get_setting("JOB_HEARTBEAT_TTL"))
+
+
+def get_handovers() -> HandOvers:
+    return HandOvers(get_redis())
+
+
+def get_batch_gate() -> BatchGate:
+    return BatchGate(get_redis())
+
+
+def get_liveness() -> liveness.Liveness:
+    return liveness.Liveness(get_redis())
+
+
+def process_owner() -> str:
+    """This process's owner id for claims and lanes (its heartbeat starts on first use)."""
+    return liveness.process_owner(get_redis)
 
 
 def get_circuit_breaker(channel: str, provider: str) -> CircuitBreaker:

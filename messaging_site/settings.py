@@ -160,6 +160,11 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_connect_timeout": 5,
 }
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Survives a broker restart and gives up the lanes of links dropped with a lost connection.
+CELERY_WORKER_CONSUMER = "communication.worker:Consumer"
+# A batch running when the broker connection drops finishes and hands its lane on (its lost ack
+# is harmless: a redelivered link is stale). Killing it mid-send would leave a send in doubt.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 # One sweep per channel, on that channel's queue, so whichever workers run recover their own jobs.
 CELERY_BEAT_SCHEDULE = {
     f"recovery-sweep-{channel}": {

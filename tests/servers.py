@@ -92,10 +92,17 @@ class RedisServer:
             self.process.wait()
             self.process = None
 
-    def restart(self, down_for: float = 0.0) -> None:
+    def restart(self, down_for: float = 0.0, keep_data: bool = False) -> None:
+        """Stop and start again: killed, losing everything, or shut down saving its data."""
+        if keep_data and self.process is not None:
+            self.client().shutdown(save=True)
+            self.process.wait()
+            self.process = None
         self.stop()
         time.sleep(down_for)
         self.start()
+        # The next restart must not bring this snapshot back.
+        (Path(self.dir) / "dump.rdb").unlink(missing_ok=True)
 
     def client(self) -> redis.Redis:
         return redis.Redis(port=self.port)

@@ -2,8 +2,9 @@
 
 - A delivery is claimed by one conditional UPDATE (unsent and due → `sending`, with a claim
   token and a lease). Only the claim holder may record its outcome, in one bulk UPDATE.
-- The claim's hand-over record (Redis) exists before any row is claimed, so a worker that dies
-  mid-batch always leaves enough behind for recovery to tell a send from a non-attempt.
+- The claim's hand-over record (Redis, `handovers`) exists before any row is claimed and names
+  the process that holds the claim, so a worker that dies mid-batch always leaves enough behind
+  for recovery to tell a send from a non-attempt, and to see within seconds that it is gone.
 """
 
 import contextlib
@@ -20,7 +21,7 @@ from ..conf import get_setting
 from ..metrics import record_outcomes
 from ..models import ACTIVE_JOB_STATUSES, UNSENT_DELIVERY_STATUSES, Delivery, DeliveryStatus, Job
 from ..progress import status_changes
-from ..stores import get_job_runtime, get_progress_store
+from ..stores import get_handovers, get_progress_store, process_owner
 from .finishing import job_refresh_final_counts
 
 RELEASED = "released"
@@ -58,7 +59,7 @@ def deliveries_claim(*, job: Job, limit: int) -> Claim:
     now = timezone.now()
     token = uuid.uuid4()
     # The hand-over record exists before any row is claimed: a claim is never left without one.
-    get_job_runtime().open_claim(token)
+    get_handovers().open(token, process_owner())
     deliveries = sorted(_claim_rows(job, limit, token, now), key=lambda d: d.pk)
     # Attempts count only real attempts, so an unsent row with none is pending, else retry.
     previous = {
@@ -130,7 +131,7 @@ def deliveries_record(*, job: Job, claim: Claim, report: SendReport) -> None:
     outcomes = Counter(str(o.status) for o in report.outcomes if o.status != RELEASED)
     record_outcomes(job.channel, report.provider, outcomes.items())
     with contextlib.suppress(redis.RedisError):
-        get_job_runtime().close_claim(claim.token)
+        get_handovers().close(claim.token)
     if cancelled:
         job_refresh_final_counts(job_id=job.id)
 

@@ -233,7 +233,8 @@ def job_cancel(*, job: Job) -> Job:
     try:
         get_job_runtime().stop(job.id)
     except Exception:
-        logger.warning("could not flag job %s as cancelled in Redis; batches stop at record time")
+        # Batches in progress cannot hand anything over without Redis either.
+        logger.warning("could not flag job %s as cancelled in Redis", job.id)
     get_progress_store().delete(job.id)
     job_refresh_final_counts(job_id=job.id)
     job.refresh_from_db()

@@ -12,7 +12,9 @@ import itertools
 import logging
 import random
 import time
+import uuid
 from collections import deque
+from typing import Any
 
 import redis
 from django.db import InterfaceError, OperationalError, connection
@@ -21,6 +23,7 @@ from django.utils import timezone
 
 from ..conf import channel_setting, get_setting
 from ..exceptions import CommunicationError, RateLimiterUnavailable
+from ..handovers import HANDED, Confirmed
 from ..logging import log_context
 from ..metrics import record_rate_limit_wait
 from ..models import (
@@ -33,11 +36,7 @@ from ..models import (
 )
 from ..rate_limit import RateLimiter, Reservation
 from ..senders import Sender, sender_for
-from ..stores import (
-    get_circuit_breaker,
-    get_job_runtime,
-    get_rate_limiter,
-)
+from ..stores import get_batch_gate, get_circuit_breaker, get_handovers, get_rate_limiter
 from .claims import RELEASED, Claim, Outcome, SendReport, deliveries_claim, deliveries_record
 from .finishing import job_finish
 
@@ -46,8 +45,10 @@ logger = logging.getLogger(__name__)
 # Every countdown we put on a task stays far inside the broker's visibility timeout, so a delayed
 # task is never redelivered while it waits; longer waits are taken in several hops.
 MAX_COUNTDOWN = 60.0
-CANCEL_CHECK_INTERVAL = 0.5
 REDIS_DOWN_WAIT = 5.0
+# How long a batch that enters its job's gate holds it before its first hand-over pushes it on:
+# the claim, the reservation (slots up to RATE_LIMIT_MAX_WAIT ahead) and this margin.
+GATE_MARGIN = 1.0
 RECORD_RETRY_INTERVAL = 1.0
 HANDOVER_AHEAD = 0.005  # record hand-overs of sends due within this many seconds in one call
 
@@ -73,6 +74,8 @@ def claim_send(
     limiter: RateLimiter,
     horizon: float,
     all_or_nothing: bool = False,
+    pause: float = 0.0,
+    batch_id: str = "",
 ) -> SendReport:
     """Send the claimed deliveries, each at a rate-limit slot; record nothing yet.
 
@@ -80,11 +83,14 @@ def claim_send(
     `horizon` seconds ahead; with `all_or_nothing`, a slot for every delivery or none), so that
     the first slot is not missed. Deliveries without a slot, or left when the job is cancelled,
     the provider is unreachable, throttles the channel or keeps failing (circuit breaker), come
-    back as RELEASED: waiting uses no retry.
+    back as RELEASED: waiting uses no retry. With a `pause`, each hand-over keeps the job's
+    other batches from starting until `pause` seconds after this batch's next send (`batch_id`
+    holds the job's gate, see `pacing`).
+    Never raises: a send that fails unexpectedly is reported with an unknown outcome.
     """
     report = SendReport(provider=sender.provider)
     pending = list(claim.deliveries)
-    guard = _BatchGuard(job, claim)
+    guard = _BatchGuard(job, claim, pause, batch_id)
     health = _ChannelHealth(job.channel, sender.provider, limiter)
     slots: deque[float] = deque()
     replacements = 4 * len(pending)  # a bound, so a starved process cannot loop for ever
@@ -100,7 +106,7 @@ def claim_send(
         report.wait = reservation.wait
         while slots and pending:
             slot = slots.popleft()
-            if guard.must_stop():
+            if guard.lease_running_out():
                 break
             message = prepared if prepared is not None else _prepare(sender, pending[0])
             prepared = None
@@ -127,6 +133,7 @@ def claim_send(
                 break
             outcome = _send_one(sender, pending.pop(0), message)
             report.outcomes.append(outcome)
+            guard.confirm(outcome, sender.provider)
             pause = health.pause_after(outcome)
             if pause:
                 report.wait = pause
@@ -135,6 +142,10 @@ def claim_send(
         # The provider could not even be reached: nobody was attempted, so no retry is used.
         logger.warning("%s provider %s unreachable: %s", job.channel, sender.provider, err)
         report.wait = health.pause_after_outage(err, len(pending))
+    except Exception:
+        # Whatever went wrong, the rows not attempted go back and the batch still records.
+        logger.exception("batch of job %s stopped", job.id)
+        report.wait = REDIS_DOWN_WAIT
     finally:
         sender.close()
     report.outcomes += [Outcome(delivery, RELEASED) for delivery in pending]
@@ -189,28 +200,31 @@ class _ChannelHealth:
 
 
 class _BatchGuard:
-    """When a batch must stop sending: the job was cancelled, the claim's lease is running
-    out, or Redis cannot record a hand-over (so a crash could not be told from a send)."""
+    """When a batch must stop sending: the claim's lease is running out, or a hand-over could
+    not be recorded — the job was cancelled (checked atomically with the record, so no send
+    starts after a cancel), the claim was taken by recovery, or Redis is unreachable (a crash
+    then could not be told from a send)."""
 
-    def __init__(self, job: Job, claim: Claim) -> None:
+    def __init__(self, job: Job, claim: Claim, pause: float, batch_id: str) -> None:
         self.job = job
         self.claim = claim
-        self.runtime = get_job_runtime()
+        self.pause = pause
+        self.batch_id = batch_id
+        self.handovers = get_handovers()
+        self.gate = get_batch_gate() if pause else None
         # Stop well before the lease ends: after it, recovery may give the rows to another lane.
         self.deadline = time.monotonic() + get_setting("DELIVERY_LEASE") * 0.8
-        self.checked_at = 0.0
         self.handed: set[int] = set()
+        self.unconfirmed: list[Confirmed] = []
 
-    def must_stop(self) -> bool:
-        if time.monotonic() > self.deadline:
-            return True
-        if time.monotonic() - self.checked_at < CANCEL_CHECK_INTERVAL:
-            return False
-        self.checked_at = time.monotonic()
-        try:
-            return self.runtime.is_stopped(self.job.id)
-        except redis.RedisError:
-            return True
+    def confirm(self, outcome: Outcome, provider: str) -> None:
+        """Note a send the provider accepted: the next hand-over confirms it."""
+        if outcome.status == DeliveryStatus.SENT:
+            delivery_id = outcome.delivery.pk
+            self.unconfirmed.append(Confirmed(delivery_id, provider, outcome.provider_message_id))
+
+    def lease_running_out(self) -> bool:
+        return time.monotonic() > self.deadline
 
     def hand_over(self, pending: list[Delivery], slots: deque[float]) -> bool:
         """Record `pending[0]` as handed to the provider before it is sent.
@@ -220,15 +234,33 @@ class _BatchGuard:
         """
         if pending[0].pk in self.handed:
             return True
-        soon = time.monotonic() + HANDOVER_AHEAD
-        ahead = sum(1 for slot in itertools.islice(slots, len(pending) - 1) if slot <= soon)
+        now = time.monotonic()
+        ahead = sum(
+            1 for slot in itertools.islice(slots, len(pending) - 1) if slot <= now + HANDOVER_AHEAD
+        )
         ids = [delivery.pk for delivery in pending[: 1 + ahead]]
         try:
-            recorded = self.runtime.mark_handed(self.claim.token, *ids)
+            state = self.handovers.hand_over(
+                self.claim.token,
+                self.job.id,
+                ids,
+                confirmed=self.unconfirmed,
+                also=self._gate_push(now, slots, ahead),
+            )
         except redis.RedisError:
             return False
         self.handed.update(ids)
-        return recorded
+        self.unconfirmed = []
+        return state == HANDED
+
+    def _gate_push(self, now: float, slots: deque[float], ahead: int) -> Any:
+        """Keep the job's gate shut until a pause after this batch's next send."""
+        gate = self.gate
+        if gate is None:
+            return None
+        next_send = slots[ahead] if len(slots) > ahead else now
+        hold = max(next_send - now, 0.0) + self.pause
+        return lambda pipe: gate.push(self.job.id, self.batch_id, hold, client=pipe)
 
 
 def _reserve(
@@ -256,6 +288,10 @@ def _send_one(sender: Sender, delivery: Delivery, message: object) -> Outcome:
     except CommunicationError as err:
         logger.info("send failed job=%s delivery=%s: %s", delivery.job_id, delivery.pk, err)
         return _failure(delivery, err)
+    except Exception as err:
+        # Not a classified provider error: the provider may have taken the message.
+        logger.exception("unexpected error sending delivery %s", delivery.pk)
+        return Outcome(delivery, DeliveryStatus.UNKNOWN, error=f"unexpected error: {err}"[:2000])
     logger.debug("sent job=%s delivery=%s", delivery.job_id, delivery.pk)
     return Outcome(delivery, DeliveryStatus.SENT, provider_message_id=provider_message_id or "")
 
@@ -284,30 +320,44 @@ def job_batch_send(*, job_id: object) -> float | None:
     if job is None or not job.is_active:
         return None
     batch_size = channel_setting(job.channel, "BATCH_SIZE")
+    pause = channel_setting(job.channel, "BATCH_DELAY")
+    horizon = get_setting("RATE_LIMIT_MAX_WAIT")
+    sender = sender_for(job)
+    limiter = get_rate_limiter(job.channel, sender.provider)
+    batch_id = uuid.uuid4().hex
     try:
+        if pause and (wait := get_batch_gate().enter(job.id, batch_id, horizon + GATE_MARGIN)):
+            return min(wait, MAX_COUNTDOWN)  # another lane's batch, or the pause after it
         claim = deliveries_claim(job=job, limit=batch_size)
     except redis.RedisError as err:
         logger.warning("redis unavailable, job %s waits: %s", job.id, err)
         return REDIS_DOWN_WAIT
     if not claim.deliveries:
+        if pause:
+            with contextlib.suppress(redis.RedisError):
+                get_batch_gate().open(job.id)
         return _idle_wait(job)
     _job_mark_running(job)
-    sender = sender_for(job)
-    limiter = get_rate_limiter(job.channel, sender.provider)
     with log_context(job_id=job.id, channel=job.channel, provider=sender.provider):
         report = claim_send(
             job=job,
             claim=claim,
             sender=sender,
             limiter=limiter,
-            horizon=get_setting("RATE_LIMIT_MAX_WAIT"),
+            horizon=horizon,
+            pause=pause,
+            batch_id=batch_id,
         )
+        if pause:
+            with contextlib.suppress(redis.RedisError):
+                # The pause counts from the batch's end.
+                get_batch_gate().push(job.id, batch_id, pause)
         outcomes_record(job=job, claim=claim, report=report)
     if report.count(RELEASED):
         return min(report.wait, MAX_COUNTDOWN)
     if len(claim.deliveries) < batch_size:
         return 0.0
-    return channel_setting(job.channel, "BATCH_DELAY")
+    return pause
 
 
 def outcomes_record(*, job: Job, claim: Claim, report: SendReport) -> None:

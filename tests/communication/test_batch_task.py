@@ -7,7 +7,7 @@ from communication.models import Delivery, DeliveryStatus, Job
 from communication.services.claims import Outcome, SendReport, deliveries_claim, deliveries_record
 from communication.services.jobs import job_create
 from communication.services.sending import job_batch_send
-from communication.stores import get_job_runtime
+from communication.stores import get_batch_gate, get_job_runtime, process_owner
 from communication.tasks import send_batch
 
 pytestmark = pytest.mark.django_db
@@ -19,6 +19,7 @@ def fast(settings):
         **settings.COMMUNICATION,
         "EMAIL_RATE_LIMIT": "1000/s",
         "EMAIL_BATCH_SIZE": 5,
+        "EMAIL_BATCH_DELAY": 0,  # lanes run freely: the pause between batches is tested below
     }
 
 
@@ -67,7 +68,7 @@ def test_lanes_run_the_job_to_its_end_and_finish_it_once(user, fast):
     steps = 0
     while pending and steps < 20:
         lane, token = pending.pop(0)
-        successor = runtime.advance(job.id, lane, token)
+        successor = runtime.advance(job.id, lane, token, process_owner())
         if job_batch_send(job_id=job.id) is not None:
             pending.append((lane, successor))
         steps += 1
@@ -98,3 +99,26 @@ def test_claims_never_overlap(user, fast):
     ids = [d.pk for claim in (first, second, third) for d in claim.deliveries]
     assert len(ids) == len(set(ids)) == 7
     assert Job.objects.get(id=job.id).total == 7
+
+
+def test_a_jobs_lanes_share_one_pause_between_batches(user, fast, settings):
+    settings.COMMUNICATION = {**settings.COMMUNICATION, "EMAIL_BATCH_DELAY": 1.0}
+    job = make_job(user)
+
+    assert job_batch_send(job_id=job.id) == 1.0  # lane 0 sent a batch, then pauses
+    wait = job_batch_send(job_id=job.id)  # lane 1 comes at once: the pause holds it back too
+
+    assert 0.8 < wait <= 1.0
+    assert len(mail.outbox) == 5
+
+
+def test_the_batch_gate_is_moved_by_its_holder_and_only_pushed_by_others(user):
+    gate = get_batch_gate()
+    assert gate.enter("job", "a", hold=10) == 0
+    assert 9 < gate.enter("job", "b", hold=10) <= 10
+    gate.push("job", "a", 0.5)  # the holder's next send is sooner than its hold
+    assert 0.3 < gate.enter("job", "b", hold=10) <= 0.5
+    gate.push("job", "b", 0.1)  # someone else cannot open the gate early
+    assert 0.3 < gate.enter("job", "b", hold=10) <= 0.5
+    gate.open("job")
+    assert gate.enter("job", "b", hold=10) == 0

@@ -1,9 +1,13 @@
 """Global rate limits, fairness and crash recovery, with real worker processes (SPEC §1, §4).
 
 Timing tolerance: the rate test allows nothing over the limit in any half-open one-second
-window at the provider, and asks for at least 90% of the limit on average.
+window at the provider, and asks for at least 90% of the limit on average; pauses between a
+job's batches may be 50 ms short of the 1 s configured (the gap is measured at the SMTP server,
+between two messages' arrivals).
 """
 
+import itertools
+import random
 import time
 
 import pytest
@@ -16,14 +20,10 @@ from ..servers import SinkProcess, max_in_window, wait_until
 pytestmark = pytest.mark.slow
 
 SEND_SMS = "/api/communication/sms/send"
-# Short leases and heartbeats and a sweep every second, so recovery happens within seconds.
-FAST_RECOVERY = {
-    "SMS_RATE_LIMIT": "20/s",
-    "SMS_BATCH_DELAY": 0,
-    "DELIVERY_LEASE": 3,
-    "JOB_HEARTBEAT_TTL": 3,
-    "SWEEP_INTERVAL": 1,
-}
+SEND_EMAIL = "/api/communication/email/send"
+# Recovery is tested on the shipped defaults (lease, liveness, sweep interval, batch size and
+# pause); only the rate limit is raised so that a job is long enough to crash in the middle.
+RECOVERY_RATE = {"SMS_RATE_LIMIT": "20/s"}
 
 
 def numbers(count: int, start: int = 0) -> list[str]:
@@ -36,6 +36,17 @@ def send_sms(api, recipients: list[str], message: str = "Sale") -> str:
     )
     assert response.status_code == 202, response.json()
     return response.json()["jobId"]
+
+
+def send_email(api, recipients: list[str]) -> str:
+    body = {"recipients": recipients, "subject": "Deals", "message": "<p>Hi</p>", "isBulk": True}
+    response = api.post(SEND_EMAIL, body, format="json")
+    assert response.status_code == 202, response.json()
+    return response.json()["jobId"]
+
+
+def arrivals(server, recipients: set[str]) -> list[float]:
+    return [r.at for r in server.received if r.recipient in recipients]
 
 
 def assert_each_once(service, job_id: str) -> dict[str, int]:
@@ -78,44 +89,71 @@ def test_the_rate_limit_holds_across_workers(service, api, workers):
 
 
 def test_a_job_survives_sigkill_of_every_worker(service, api):
-    service.configure(**FAST_RECOVERY)
+    service.configure(**RECOVERY_RATE)
     first, second = service.start_worker(), service.start_worker()
-    job_id = send_sms(api, numbers(200))
+    job_id = send_sms(api, numbers(100))
 
-    wait_until(lambda: len(service.sms.received) >= 40, 30, what="40 sends")
+    # Batches are 10 sends at 20/s: killing at 25 and 45 sends kills each worker mid-batch.
+    wait_until(lambda: len(service.sms.received) >= 25, 30, what="25 sends")
     first.kill()
-    wait_until(lambda: len(service.sms.received) >= 80, 30, what="80 sends")
+    wait_until(lambda: len(service.sms.received) >= 45, 30, what="45 sends")
     second.kill()
     sent_before_restart = len(service.sms.received)
     time.sleep(1)
+    restarted = time.time()
     service.start_worker(beat=True)
 
-    final = poll_progress(api, "sms", job_id, timeout=60)[-1]
+    final = poll_progress(api, "sms", job_id, timeout=90)[-1]
     outcome = assert_each_once(service, job_id)
-    print(f"after the kills: {outcome}, {sent_before_restart} sent before the restart")
+    resumed = min(r.at for r in service.sms.received if r.at > restarted) - restarted
+    print(f"after the kills: {outcome}; next send {resumed:.1f}s after the fresh worker started")
+    assert resumed <= 15.0
     assert final["completed"] == outcome["sent"] and final["unknown"] == outcome.get("unknown", 0)
+    assert outcome.get("unknown", 0) <= 2  # at most the send on the wire in each killed process
     assert final["status"] == ("completed" if "unknown" not in outcome else "completed_with_errors")
     assert len(service.sms.received) > sent_before_restart
 
 
-@pytest.mark.parametrize("fault", ["restart", "flushall"])
-def test_a_job_survives_redis_losing_everything(service, api, redis_server, fault):
-    service.configure(**FAST_RECOVERY)
+@pytest.mark.parametrize("fault", ["restart keeping data", "restart losing data", "flushall"])
+def test_a_job_survives_redis_going_away(service, api, redis_server, fault):
+    service.configure(**RECOVERY_RATE)
     service.start_worker(beat=True)
     service.start_worker()
-    job_id = send_sms(api, numbers(150))
+    job_id = send_sms(api, numbers(80))
 
-    wait_until(lambda: len(service.sms.received) >= 50, 30, what="50 sends")
-    if fault == "restart":
-        redis_server.restart(down_for=1.0)
-    else:
+    wait_until(lambda: len(service.sms.received) >= 30, 30, what="30 sends")
+    if fault == "flushall":
         redis_server.client().flushall()
+    else:
+        redis_server.restart(down_for=1.0, keep_data=fault == "restart keeping data")
+    back = time.time()
 
-    final = poll_progress(api, "sms", job_id, timeout=90)[-1]
+    final = poll_progress(api, "sms", job_id, timeout=60)[-1]
+    took = time.time() - back
     outcome = assert_each_once(service, job_id)
-    print(f"after redis {fault}: {outcome}")
-    assert final["total"] == 150
-    assert outcome == {"sent": 150}
+    resumed = min(r.at for r in service.sms.received if r.at > back) - back
+    print(f"after redis {fault}: {outcome}; next send {resumed:.1f}s and the job's end")
+    print(f"  {took:.1f}s after Redis was back")
+    assert final["total"] == 80
+    assert outcome == {"sent": 80}
+    assert took <= 30.0
+
+
+def test_a_jobs_batches_are_paused_as_configured(service, api):
+    """Defaults: batches of 10 and a 1 s pause between a job's batches, however many lanes."""
+    service.configure(EMAIL_RATE_LIMIT="50/s")  # so that the pause, not the limit, shapes it
+    service.start_worker(concurrency=2)
+    job_id = send_email(api, [f"c{i}@example.com" for i in range(30)])
+    poll_progress(api, "email", job_id)
+
+    times = service.smtp.times()
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    pauses = [gap for gap in gaps if gap >= 0.5]
+    clusters = [i + 1 for i, gap in enumerate(gaps) if gap >= 0.5]
+    print(f"pauses between batches: {[round(p, 2) for p in pauses]}")
+    assert len(times) == 30
+    assert clusters == [10, 20]
+    assert min(pauses) >= 0.95
 
 
 def test_a_small_job_is_not_stuck_behind_a_large_one(service, api):
@@ -134,22 +172,33 @@ def test_a_small_job_is_not_stuck_behind_a_large_one(service, api):
     assert Job.objects.get(id=large).status == "running"
 
 
-def test_cancel_stops_sending_and_cancels_the_rest(service, api):
-    service.configure(SMS_RATE_LIMIT="10/s", SMS_BATCH_DELAY=0)
-    service.start_worker()
-    job_id = send_sms(api, numbers(100))
-    wait_until(lambda: len(service.sms.received) >= 10, 30, what="10 sends")
+def test_cancel_stops_sending_within_a_second(service, api):
+    """Email at the default 5/s: after the cancel response, nothing more arrives later than
+    1 s (a send already on the wire may still land), over 20 cancels at random moments."""
+    service.start_worker(concurrency=2)
+    rng = random.Random(12)
+    late: list[float] = []
+    for repeat in range(20):
+        recipients = {f"r{repeat}-{i}@example.com" for i in range(200)}
+        job_id = send_email(api, sorted(recipients))
+        wanted = rng.randint(1, 14)
+        wait_until(
+            lambda: len(arrivals(service.smtp, recipients)) >= wanted,  # noqa: B023
+            30,
+            what=f"{wanted} sends",
+        )
+        response = api.post(f"/api/communication/jobs/{job_id}/cancel/")
+        returned = time.time()
+        assert response.status_code == 200 and response.json()["status"] == "cancelled"
+        time.sleep(1.2)
+        late.append(max(arrivals(service.smtp, recipients)) - returned)
 
-    response = api.post(f"/api/communication/jobs/{job_id}/cancel/")
-    assert response.status_code == 200 and response.json()["status"] == "cancelled"
-    time.sleep(1.5)
-    sent_after_cancel = len(service.sms.received)
-    time.sleep(2)
-
-    assert len(service.sms.received) == sent_after_cancel  # nothing more within 1.5 s
-    body = api.get("/api/communication/sms/progress", {"jobId": job_id}).json()
+    print(f"last arrival after the cancel response, worst of 20: {max(late):.2f}s")
+    assert max(late) <= 1.0
+    body = api.get("/api/communication/email/progress", {"jobId": job_id}).json()
+    sent = len(arrivals(service.smtp, recipients))
     assert body["status"] == "cancelled" and body["pending"] == body["active"] == 0
-    assert body["completed"] == sent_after_cancel and body["cancelled"] == 100 - sent_after_cancel
+    assert body["completed"] == sent and body["cancelled"] == 200 - sent
     assert api.post(f"/api/communication/jobs/{job_id}/cancel/").status_code == 409
     assert api.post(f"/api/communication/jobs/{job_id}/retry-failed/").status_code == 409
 
