@@ -18,8 +18,8 @@ from celery.signals import task_received, worker_ready
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from . import liveness
+from .services.batches import job_batch_send
 from .services.recovery import sweep as sweep_service
-from .services.sending import job_batch_send
 from .stores import get_job_runtime, process_owner
 
 logger = logging.getLogger(__name__)
@@ -29,6 +29,7 @@ SEND_BATCH = "communication.send_batch"
 # lane up so that the sweep replaces it as soon as Redis answers.
 ENQUEUE_RETRY_FOR = 60.0
 ENQUEUE_RETRY_INTERVAL = 1.0
+RETRY_FAILED_BATCH_AFTER = 2.0
 
 
 @shared_task(name=SEND_BATCH, acks_late=True, ignore_result=True)
@@ -39,7 +40,13 @@ def send_batch(job_id: str, channel: str, lane: int, token: str) -> None:
     if successor is None:
         logger.info("job %s lane %s: stale link, stopping", job_id, lane)
         return
-    wait = job_batch_send(job_id=job_id)
+    try:
+        wait = job_batch_send(job_id=job_id)
+    except Exception:
+        # The database is away (a restart), or worse: the lane goes on, trying again shortly,
+        # rather than dying in a process that stays alive and so seems to hold it.
+        logger.exception("job %s lane %s: the batch failed; trying again shortly", job_id, lane)
+        wait = RETRY_FAILED_BATCH_AFTER
     if wait is None:
         _lane_end(job_id, lane, successor)
         return

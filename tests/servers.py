@@ -85,24 +85,23 @@ class RedisServer:
         )
         client = redis.Redis(port=self.port)
         wait_until(lambda: _pings(client), 10, what="redis-server")
+        # A snapshot saved by `stop(keep_data=True)` is loaded once, never by a later start.
+        (Path(self.dir) / "dump.rdb").unlink(missing_ok=True)
 
-    def stop(self) -> None:
+    def stop(self, keep_data: bool = False) -> None:
+        """Killed, losing everything, or shut down saving its data for the next start."""
         if self.process is not None:
-            self.process.send_signal(signal.SIGKILL)
+            if keep_data:
+                self.client().shutdown(save=True)
+            else:
+                self.process.send_signal(signal.SIGKILL)
             self.process.wait()
             self.process = None
 
     def restart(self, down_for: float = 0.0, keep_data: bool = False) -> None:
-        """Stop and start again: killed, losing everything, or shut down saving its data."""
-        if keep_data and self.process is not None:
-            self.client().shutdown(save=True)
-            self.process.wait()
-            self.process = None
-        self.stop()
+        self.stop(keep_data=keep_data)
         time.sleep(down_for)
         self.start()
-        # The next restart must not bring this snapshot back.
-        (Path(self.dir) / "dump.rdb").unlink(missing_ok=True)
 
     def client(self) -> redis.Redis:
         return redis.Redis(port=self.port)

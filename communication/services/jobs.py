@@ -29,9 +29,10 @@ from ..models import (
 )
 from ..senders import html_to_text, sender_for
 from ..stores import get_job_runtime, get_progress_store, get_rate_limiter
+from .batches import job_batch_send, outcomes_record
 from .claims import RELEASED, SendReport, deliveries_claim
 from .finishing import job_counts_from_db, job_finish, job_refresh_final_counts
-from .sending import claim_send, job_batch_send, outcomes_record
+from .sending import claim_send
 
 logger = logging.getLogger(__name__)
 

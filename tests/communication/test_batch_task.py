@@ -4,9 +4,9 @@ import pytest
 from django.core import mail
 
 from communication.models import Delivery, DeliveryStatus, Job
+from communication.services.batches import job_batch_send
 from communication.services.claims import Outcome, SendReport, deliveries_claim, deliveries_record
 from communication.services.jobs import job_create
-from communication.services.sending import job_batch_send
 from communication.stores import get_batch_gate, get_job_runtime, process_owner
 from communication.tasks import send_batch
 

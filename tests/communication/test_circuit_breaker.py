@@ -5,8 +5,8 @@ import time
 import pytest
 
 from communication.models import Delivery
+from communication.services.batches import job_batch_send
 from communication.services.jobs import job_create
-from communication.services.sending import job_batch_send
 
 from ..servers import Failures
 

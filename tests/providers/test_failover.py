@@ -13,8 +13,8 @@ from communication.models import Delivery
 from communication.providers import ProviderConfig, ProviderPool, get_provider_pool, parse_providers
 from communication.rate_limit import parse_rules
 from communication.senders import SmsSender
+from communication.services.batches import job_batch_send
 from communication.services.jobs import job_create
-from communication.services.sending import job_batch_send
 from communication.stores import get_rate_limiter, get_redis
 
 from ..servers import Failures, SmsProvider

@@ -47,7 +47,6 @@ def test_web_killed_while_creating_a_large_job(service, user, moment):
         EMAIL_BATCH_SIZE=250,
         EMAIL_BATCH_DELAY=0,
         BATCHES_IN_FLIGHT=4,
-        SWEEP_INTERVAL=1,
     )
     # The provider is Django's dummy backend (accepts everything at once), so that resuming
     # the whole job takes seconds; delivery to a real SMTP server is covered elsewhere.
