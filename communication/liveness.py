@@ -5,9 +5,10 @@ Every claim on delivery rows and every link of a lane names the process that hol
 `LIVENESS_TTL`, so the recovery sweep can tell within seconds that a holder is gone (SIGKILL, a
 machine lost) instead of waiting for a lease to run out.
 
-Absence only means death once every live process has had a full TTL to write its key: after
-Redis lost its data (a restart without persistence, FLUSHALL) or was down for longer than the
-TTL, `trustworthy()` is false until then, and the sweep falls back to leases alone. Even a wrong
+Absence only means death once every live process has had the time to write its key again
+after Redis lost its data (a restart without persistence, FLUSHALL) or restarted (kept records
+may have expired meanwhile): `trustworthy()` is false for `SETTLE` seconds after either, and the
+sweep falls back to leases alone. Even a wrong
 verdict cannot cause a duplicate: recovery takes a claim's hand-over record atomically, so the
 holder's next hand-over fails and it stops (see `handovers`).
 
@@ -33,6 +34,9 @@ logger = logging.getLogger(__name__)
 # within that, so a slow moment never makes it look dead.
 LIVENESS_TTL = 6.0
 REFRESH_INTERVAL = 1.5
+# After Redis lost or aged the records, every living process writes its own again within one
+# refresh; two refreshes later a missing record means a dead process again.
+SETTLE = 2 * REFRESH_INTERVAL
 EPOCH_KEY = "alive:epoch"
 
 RedisFactory = Callable[[], redis.Redis]
@@ -73,11 +77,11 @@ class Liveness:
         pipe.get(EPOCH_KEY)
         pipe.time()
         epoch, (now, _) = pipe.execute()
-        if epoch is None or now - int(epoch) < LIVENESS_TTL:
+        if epoch is None or now - int(epoch) < SETTLE:
             return False
         try:
-            # Keys kept across a restart may have expired while Redis was down.
-            return self.client.info("server")["uptime_in_seconds"] >= LIVENESS_TTL
+            # Records kept across a restart may have expired while Redis was down.
+            return self.client.info("server")["uptime_in_seconds"] >= SETTLE
         except redis.ResponseError:  # INFO disabled (some managed Redis): the epoch must do
             return True
 

@@ -47,7 +47,7 @@ def statuses(job) -> dict[str, tuple[str, int]]:
 
 def trusted_liveness() -> None:
     """Liveness records as after a full TTL of uptime: a missing one means a dead process."""
-    wait_until(lambda: get_redis().info("server")["uptime_in_seconds"] >= liveness.LIVENESS_TTL, 15)
+    wait_until(lambda: get_redis().info("server")["uptime_in_seconds"] >= liveness.SETTLE, 15)
     get_redis().set(liveness.EPOCH_KEY, int(time.time()) - 60)
     get_liveness().beat(process_owner())
 
