@@ -2,7 +2,6 @@
 
 from typing import Any
 
-from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.pagination import PageNumberPagination
@@ -11,72 +10,15 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from . import api_docs as docs
-from .conf import get_setting
 from .exceptions import ApplicationError
 from .idempotency import idempotent
 from .models import Channel, DeliveryStatus, Job, JobStatus
 from .receipts import delivery_receipt_counts
-from .recipients import Recipients, recipients_parse
 from .selectors import delivery_list, job_get, job_list, job_progress_get
-from .services.claims import RELEASED
-from .services.jobs import SendResult, job_cancel, job_retry_failed, message_send
-from .suppression import recipients_suppress
+from .send_responses import progress_url, send_response
+from .services.jobs import job_cancel, job_retry_failed
+from .services.messages import SMS_MAX_LENGTH, message_request_send
 from .throttling import ScopedRateThrottle
-
-SMS_MAX_LENGTH = 1600
-RESULT_STATUS = {
-    DeliveryStatus.SENT: "sent",
-    DeliveryStatus.FAILED: "failed",
-    DeliveryStatus.RETRY: "retrying",
-    RELEASED: "queued",
-}
-
-
-def recipients_check(recipients: Recipients) -> None:
-    """Refuse a request with no valid recipient, or with more than the configured maximum."""
-    if not recipients.valid:
-        raise ApplicationError("No valid recipients.", {"rejected": recipients.rejected})
-    limit = get_setting("MAX_RECIPIENTS_PER_REQUEST")
-    if len(recipients.valid) > limit:
-        raise ApplicationError(
-            f"Too many recipients: {len(recipients.valid)} (at most {limit} per request).",
-            {"recipients": len(recipients.valid), "limit": limit},
-        )
-
-
-def send_response(result: SendResult, rejected: list[dict[str, str]]) -> Response:
-    """The 200 (sent now) or 202 (queued) answer of every send endpoint."""
-    job = result.job
-    if result.queued:
-        progress_url = reverse(f"communication:{job.channel}-progress") + f"?jobId={job.id}"
-        body = {
-            "success": True,
-            "queued": True,
-            "jobId": str(job.id),
-            "total": job.total,
-            "rejected": rejected,
-            "progressUrl": progress_url,
-        }
-        return Response(body, status=status.HTTP_202_ACCEPTED)
-    assert result.report is not None
-    results = []
-    for outcome in sorted(result.report.outcomes, key=lambda o: o.delivery.pk):
-        entry = {"recipient": outcome.delivery.recipient, "status": RESULT_STATUS[outcome.status]}
-        if outcome.error:
-            entry["error"] = outcome.error
-        results.append(entry)
-    sent = result.report.count(DeliveryStatus.SENT)
-    body = {
-        "success": sent == job.total,
-        "queued": False,
-        "jobId": str(job.id),
-        "total": job.total,
-        "sent": sent,
-        "failed": result.report.count(DeliveryStatus.FAILED),
-        "results": results,
-        "rejected": rejected,
-    }
-    return Response(body, status=status.HTTP_200_OK)
 
 
 class RecipientListField(serializers.ListField):
@@ -112,19 +54,16 @@ class EmailSendApi(APIView):
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        recipients = recipients_parse(data.validated_data["recipients"], channel=Channel.EMAIL)
-        recipients = recipients_suppress(recipients, Channel.EMAIL)
-        recipients_check(recipients)
-        result = message_send(
+        sent = message_request_send(
             owner=request.user,
             channel=Channel.EMAIL,
-            recipients=recipients.valid,
+            recipients=data.validated_data["recipients"],
             subject=data.validated_data["subject"],
             message=data.validated_data["message"],
             text=data.validated_data.get("text", ""),
             force_queue=data.validated_data["isBulk"],
         )
-        return send_response(result, recipients.rejected)
+        return send_response(sent)
 
 
 class SmsSendApi(APIView):
@@ -146,21 +85,14 @@ class SmsSendApi(APIView):
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        recipients = recipients_parse(
-            data.validated_data["recipients"],
-            channel=Channel.SMS,
-            region=get_setting("DEFAULT_PHONE_REGION"),
-        )
-        recipients = recipients_suppress(recipients, Channel.SMS)
-        recipients_check(recipients)
-        result = message_send(
+        sent = message_request_send(
             owner=request.user,
             channel=Channel.SMS,
-            recipients=recipients.valid,
+            recipients=data.validated_data["recipients"],
             message=data.validated_data["message"],
             force_queue=data.validated_data["isBulk"],
         )
-        return send_response(result, recipients.rejected)
+        return send_response(sent)
 
 
 def job_progress_data(job: Job) -> dict[str, Any]:
@@ -234,7 +166,7 @@ def job_summary(job: Job) -> dict[str, Any]:
         "queued": job.queued,
         "createdAt": job.created_at.isoformat(),
         "finishedAt": job.finished_at.isoformat() if job.finished_at else None,
-        "progressUrl": reverse(f"communication:{job.channel}-progress") + f"?jobId={job.id}",
+        "progressUrl": progress_url(job),
     }
 
 

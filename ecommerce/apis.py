@@ -6,7 +6,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from communication.apis import send_response
+from communication.send_responses import send_response
 
 from .services import best_deals_campaign_start
 
@@ -36,10 +36,10 @@ class BestDealsSendApi(APIView):
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        result, rejected = best_deals_campaign_start(
+        sent = best_deals_campaign_start(
             owner=request.user,
             customer_ids=data.validated_data["customerIds"],
             send_to_all=data.validated_data["sendToAll"],
             manual_emails=data.validated_data["manualEmails"],
         )
-        return send_response(result, rejected)
+        return send_response(sent)

@@ -10,12 +10,10 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from communication.apis import recipients_check
 from communication.exceptions import ApplicationError
 from communication.models import Channel
 from communication.recipients import Recipients, normalise_email, recipients_parse
-from communication.services.jobs import SendResult, message_send
-from communication.suppression import recipients_suppress
+from communication.services.messages import MessageRequestResult, message_request_send
 
 from .models import Customer, Deal
 from .selectors import (
@@ -113,7 +111,7 @@ def best_deals_campaign_start(
     customer_ids: Iterable[int],
     send_to_all: bool,
     manual_emails: Sequence[str],
-) -> tuple[SendResult, list[dict[str, Any]]]:
+) -> MessageRequestResult:
     """Send the current best deals to customers (by id, or all) and to typed-in addresses.
 
     `send_to_all` ignores `customer_ids` and takes every customer. Inactive customers, those
@@ -142,20 +140,17 @@ def best_deals_campaign_start(
     for missing in (i for i in ids or [] if i not in found):
         audience.recipients.reject(missing, REASON_UNKNOWN)
     _audience_add_manual(audience, manual_emails)
-    # Bounced or complaining addresses are skipped whoever they belong to.
-    audience.recipients = recipients_suppress(audience.recipients, Channel.EMAIL)
-    recipients_check(audience.recipients)
-    result = message_send(
+    # Bounced or complaining addresses are skipped there, whoever they belong to.
+    return message_request_send(
         owner=owner,
         channel=Channel.EMAIL,
-        recipients=audience.recipients.valid,
+        recipients=audience.recipients,
         subject=BEST_DEALS_SUBJECT,
         message="",
         template=BEST_DEALS_TEMPLATE,
         context={"shop_name": shop_name(), "deals": deals},
         recipient_contexts=audience.contexts,
     )
-    return result, audience.recipients.rejected
 
 
 def _customers(ids: list[int] | None) -> Iterator[Customer]:

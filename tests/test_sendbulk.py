@@ -13,6 +13,7 @@ from django.core.management import CommandError, call_command
 
 from communication.backends.sms import locmem
 from communication.models import Delivery, Job
+from communication.suppression import suppression_add
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.timeout(60)  # a send that waits for a worker that never comes
@@ -185,13 +186,49 @@ def test_embedded_mode_waits_for_the_job_in_a_thread(settings, tmp_path):
     assert sorted(m.to[0] for m in mail.outbox) == sorted(recipients)
 
 
+@pytest.fixture(scope="module")
+def embedded_env(tmp_path_factory) -> dict[str, str]:
+    """A fresh process's environment: embedded mode on a database of its own (a dry run
+    reads the suppression list)."""
+    database = tmp_path_factory.mktemp("sendbulk") / "db.sqlite3"
+    env = {**os.environ, "MESSAGING_EMBEDDED": "true", "DATABASE_URL": f"sqlite:///{database}"}
+    migrate = [sys.executable, "manage.py", "migrate", "--verbosity", "0"]
+    subprocess.run(migrate, cwd=ROOT, env=env, check=True)
+    return env
+
+
 @pytest.mark.parametrize(
     ("args", "code"), [(["0241234567", "12"], 1), (["12"], 2), (["0241234567"], 0)]
 )
-def test_exit_status_of_the_process(args, code):
-    env = {**os.environ, "MESSAGING_EMBEDDED": "true", "DATABASE_URL": "sqlite:///:memory:"}
+def test_exit_status_of_the_process(args, code, embedded_env):
+    env = embedded_env
     command = [sys.executable, "manage.py", "sendbulk", "sms", *args, "--message=M", "--dry-run"]
 
     process = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
 
     assert process.returncode == code, process.stderr
+
+
+@pytest.mark.django_db
+def test_a_suppressed_address_is_skipped(settings):
+    suppression_add(channel="email", address="Bounced@Example.com", reason="bounced")
+
+    code, error = exit_code(
+        "email", "bounced@example.com", "ok@example.com", subject="Hi", message="<p>Hi</p>"
+    )
+
+    assert code == 1 and "1 recipient(s) not sent" in error
+    assert [m.to[0] for m in mail.outbox] == ["ok@example.com"]
+    assert list(Delivery.objects.values_list("recipient", flat=True)) == ["ok@example.com"]
+
+
+@pytest.mark.django_db
+def test_a_dry_run_reports_suppressed_addresses():
+    suppression_add(channel="email", address="bounced@example.com", reason="bounced")
+
+    code, _ = exit_code(
+        "email", "bounced@example.com", subject="Hi", message="<p>Hi</p>", dry_run=True
+    )
+
+    assert code == 2  # nobody is left to send to
+    assert not Job.objects.exists()

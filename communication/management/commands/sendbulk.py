@@ -13,13 +13,19 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from communication.apis import RESULT_STATUS, SMS_MAX_LENGTH, recipients_check
 from communication.conf import get_setting
 from communication.exceptions import ApplicationError
 from communication.models import Channel, DeliveryStatus, Job
-from communication.recipients import Recipients, normalise_email, normalise_phone, recipients_parse
+from communication.recipients import Recipients, normalise_email, normalise_phone
 from communication.selectors import delivery_list, job_progress_get
-from communication.services.jobs import SendResult, message_send
+from communication.send_responses import RESULT_STATUS
+from communication.services.jobs import SendResult
+from communication.services.messages import (
+    SMS_MAX_LENGTH,
+    message_request_send,
+    recipients_check,
+    recipients_screen,
+)
 from queue_status.selectors import worker_status_list, workers_by_channel
 
 DEFAULT_USERNAME = "sendbulk"
@@ -82,16 +88,16 @@ class Command(BaseCommand):
         if options["dry_run"]:
             self._dry_run(recipients, channel, options["bulk"])
             return
-        result = message_send(
+        sent = message_request_send(
             owner=self._owner(options["user"]),
             channel=channel,
-            recipients=recipients.valid,
+            recipients=recipients,
             subject=options["subject"],
             message=message,
             force_queue=options["bulk"],
             recipient_contexts=contexts,
         )
-        job = self._report_send(result)
+        job = self._report_send(sent.result)
         if options["no_wait"] and job.is_active:
             if not get_setting("EMBEDDED"):
                 self.stdout.write("Not waiting; follow it in the admin or with the progress API.")
@@ -126,7 +132,8 @@ class Command(BaseCommand):
     def _recipients(
         self, options: dict[str, Any], channel: str
     ) -> tuple[Recipients, dict[str, dict[str, str]]]:
-        """Validated recipients, and each named recipient's template context (`{"name": …}`)."""
+        """Screened recipients (suppressed ones rejected), and each named recipient's template
+        context (`{"name": …}`)."""
         pairs = [(value, "") for value in options["recipients"]]
         if options["recipients_file"]:
             try:
@@ -148,9 +155,10 @@ class Command(BaseCommand):
                     else normalise_phone(value, region)
                 )
             except ValueError:
-                continue  # recipients_parse reports it
+                continue  # recipients_screen reports it
             contexts[key] = {"name": name}
-        return recipients_parse([v for v, _ in pairs], channel=channel, region=region), contexts
+        values = [v for v, _ in pairs]
+        return recipients_screen(channel=channel, recipients=values, region=region), contexts
 
     def _report_validation(self, recipients: Recipients) -> None:
         valid, rejected = len(recipients.valid), len(recipients.rejected)
