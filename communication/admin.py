@@ -27,7 +27,7 @@ from queue_status import selectors as queue_selectors
 
 from . import admin_providers  # noqa: F401  (registers the Suppression admin)
 from .exceptions import ApplicationError
-from .models import Delivery, DeliveryStatus, Job
+from .models import Delivery, DeliveryStatus, Job, JobStatus
 from .progress import JobCounts
 from .selectors import channel_pause_get, delivery_list, job_progress_get
 from .services.jobs import job_cancel, job_retry_failed
@@ -51,7 +51,8 @@ def job_counts(job: Job) -> JobCounts:
     """Live counters of an active job, the stored counts of a final one; memoised per row."""
     if not hasattr(job, "_counts"):
         if job.is_active:
-            job._counts = job_progress_get(job=job).counts  # may move `job.status` to running
+            progress = job_progress_get(job=job)
+            job._counts, job._status = progress.counts, progress.status
         else:
             pending = job.total - job.completed_count - job.failed_count
             pending -= job.cancelled_count + job.unknown_count
@@ -96,7 +97,7 @@ class JobAdmin(admin.ModelAdmin):
     change_form_template = "admin/communication/job/change_form.html"
     fieldsets = (
         (None, {"fields": ("id", "owner", "channel", "status_label", "bar", "queued")}),
-        ("Totals", {"fields": ("total", "outcomes", "error")}),
+        ("Totals", {"fields": ("total", "outcomes")}),
         ("Times", {"fields": ("created_at", "started_at", "finished_at")}),
         ("Message", {"classes": ("collapse",), "fields": ("subject", "message", "text",
                                                           "template", "context")}),
@@ -132,7 +133,7 @@ class JobAdmin(admin.ModelAdmin):
     @admin.display(description="Status", ordering="status")
     def status_label(self, job: Job) -> str:
         job_counts(job)  # a queued job whose batches started is shown running
-        label = job.get_status_display()
+        label = JobStatus(getattr(job, "_status", job.status)).label
         pause = channel_pause_get(job.channel) if job.is_active else None
         return format_html(
             '<span data-job="{}" data-field="status">{}</span>'

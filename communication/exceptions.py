@@ -38,14 +38,6 @@ class RecipientsRefused(CommunicationError):
     """The provider refused the recipient itself (bad address, unknown number)."""
 
 
-class RateLimited(Exception):
-    """No rate-limit slot is free now; try again after `retry_after` seconds."""
-
-    def __init__(self, retry_after: float) -> None:
-        super().__init__(f"rate limited, retry in {retry_after:.2f}s")
-        self.retry_after = retry_after
-
-
 class RateLimiterUnavailable(Exception):
     """The shared limiter cannot be reached, so nothing may be sent."""
 

@@ -2,7 +2,6 @@
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 
 import redis
 from django.contrib.auth.models import AbstractBaseUser
@@ -45,15 +44,8 @@ def delivery_list(*, job: Job, status: str | None = None) -> QuerySet[Delivery]:
 class JobProgress:
     job: Job
     counts: JobCounts
+    status: str  # the job's, except that a queued job whose batches started is running
     pause: tuple[str, str] | None = None  # (until, reason) while the channel's circuit is open
-
-    @property
-    def status(self) -> str:
-        return self.job.status
-
-    @property
-    def started_at(self) -> datetime | None:
-        return self.job.started_at
 
 
 def job_progress_get(*, job: Job) -> JobProgress:
@@ -63,11 +55,11 @@ def job_progress_get(*, job: Job) -> JobProgress:
         counts = get_progress_store().get(job.id)
     if counts is None or counts.total != job.total:
         counts = job_counts_from_db(job.id)
-    if job.status == JobStatus.QUEUED and (counts.active or counts.completed or counts.failed):
-        job.status = JobStatus.RUNNING
-    return JobProgress(
-        job=job, counts=counts, pause=channel_pause_get(job.channel) if job.is_active else None
-    )
+    status = job.status
+    if status == JobStatus.QUEUED and (counts.active or counts.completed or counts.failed):
+        status = JobStatus.RUNNING
+    pause = channel_pause_get(job.channel) if job.is_active else None
+    return JobProgress(job=job, counts=counts, status=status, pause=pause)
 
 
 def channel_pause_get(channel: str) -> tuple[str, str] | None:

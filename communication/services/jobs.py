@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+from celery import group
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, connections, transaction
 from django.utils import timezone
@@ -195,11 +196,15 @@ def job_dispatch(*, job: Job) -> None:
         batches = math.ceil(open_count / channel_setting(job.channel, "BATCH_SIZE"))
         lanes = max(1, min(get_setting("BATCHES_IN_FLIGHT"), batches))
         tokens = get_job_runtime().start_lanes(job.id, lanes)
+        # Imported here: the tasks module imports the services, which import this one.
         from ..tasks import send_batch as send_batch_task
 
-        for lane, token in enumerate(tokens):
-            args = (str(job.id), job.channel, lane, token)
-            send_batch_task.apply_async(args, queue=job.channel)
+        # The lanes' first links, as one group (no result backend: nothing waits for them).
+        links = (
+            send_batch_task.si(str(job.id), job.channel, lane, token).set(queue=job.channel)
+            for lane, token in enumerate(tokens)
+        )
+        group(links).apply_async()
     except Exception:
         logger.exception("could not dispatch job %s; the recovery sweep will retry", job.id)
 

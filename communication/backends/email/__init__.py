@@ -2,6 +2,8 @@
 
 import smtplib
 
+from anymail.exceptions import AnymailRecipientsRefused
+
 from ...exceptions import CommunicationError, RecipientsRefused
 from ..sms.base import retry_after_seconds
 
@@ -76,6 +78,5 @@ def _http_status_error(err: Exception, status: int, provider: str) -> Communicat
 
 
 def _is_recipients_refused(err: Exception) -> bool:
-    # anymail raises AnymailRecipientsRefused when the ESP rejected every recipient; matched by
-    # name so anymail stays an optional dependency.
-    return any(cls.__name__ == "AnymailRecipientsRefused" for cls in type(err).__mro__)
+    # anymail raises AnymailRecipientsRefused when the ESP rejected every recipient.
+    return isinstance(err, AnymailRecipientsRefused)
