@@ -25,7 +25,7 @@ from django.views.decorators.http import require_POST
 
 from queue_status import selectors as queue_selectors
 
-from . import admin_providers  # noqa: F401  (registers the Suppression admin)
+from . import admin_suppression  # noqa: F401  (registers the Suppression admin)
 from .exceptions import ApplicationError
 from .models import Delivery, DeliveryStatus, Job, JobStatus
 from .progress import JobCounts

@@ -19,9 +19,10 @@ from inscriptis import get_text
 from .backends import email_provider_name, get_email_backend, get_sms_backend, sms_provider_name
 from .backends.email import classify_email_error
 from .backends.sms.base import SmsMessage
+from .backends.sms.pool import ProviderPool, is_provider_fault
 from .exceptions import CommunicationError
 from .models import Channel, Delivery, Job
-from .providers import ProviderPool, get_provider_pool, is_provider_fault
+from .stores import get_provider_pool
 
 
 def html_to_text(html: str) -> str:

@@ -10,12 +10,12 @@ import redis
 from django.conf import settings
 
 from . import liveness
+from .backends.sms import pool as sms_pool
 from .circuit import CircuitBreaker
 from .conf import channel_setting, get_setting
 from .handovers import HandOvers
 from .pacing import BatchGate
 from .progress import ProgressStore
-from .providers import provider_rate_limit
 from .rate_limit import RateLimiter, parse_rules
 from .runtime import JobRuntime
 
@@ -38,7 +38,9 @@ def get_redis() -> redis.Redis:
 def get_rate_limiter(channel: str, provider: str) -> RateLimiter:
     """The global limiter for `provider` on `channel`: the provider's own rules (`rate=` in
     SMS_PROVIDERS) or the channel's."""
-    rules = provider_rate_limit(channel, provider) or channel_setting(channel, "RATE_LIMIT")
+    rules = sms_pool.provider_rate_limit(channel, provider) or channel_setting(
+        channel, "RATE_LIMIT"
+    )
     return RateLimiter(
         f"ratelimit:{channel}:{provider}",
         parse_rules(rules),
@@ -78,4 +80,18 @@ def get_circuit_breaker(channel: str, provider: str) -> CircuitBreaker:
         f"circuit:{channel}:{provider}",
         threshold=get_setting("CIRCUIT_BREAKER_THRESHOLD"),
         cooldown=get_setting("CIRCUIT_BREAKER_COOLDOWN"),
+    )
+
+
+def get_provider_pool() -> sms_pool.ProviderPool | None:
+    """The pool of `SMS_PROVIDERS`, or None when it is not set (then `SMS_BACKEND` alone)."""
+    providers = sms_pool.configured_providers()
+    if not providers:
+        return None
+    return sms_pool.ProviderPool(
+        providers,
+        get_redis(),
+        error_rate=float(get_setting("SMS_FAILOVER_ERROR_RATE")),
+        min_sends=int(get_setting("SMS_FAILOVER_MIN_SENDS")),
+        clock=sms_pool.pool_clock,
     )

@@ -26,9 +26,9 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from . import receipts
+from .backends.sms.pool import ProviderConfig, provider_config
 from .conf import get_setting
 from .models import Channel, ReceiptStatus, Suppression, SuppressionReason
-from .providers import ProviderConfig, provider_config
 from .recipients import normalise_phone
 from .suppression import suppression_add, suppression_key
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import requests
+from anymail.exceptions import AnymailAPIError, AnymailRecipientsRefused, AnymailRequestsAPIError
 from django.core.mail import EmailMessage
 
 from communication.backends import email_provider_name, get_email_backend
@@ -109,28 +110,7 @@ def test_a_communication_error_passes_through() -> None:
     assert classify_email_error(error, "smtp") is error
 
 
-# --- anymail-like HTTP API errors ----------------------------------------------------------------
-
-
-class AnymailError(Exception):
-    """Shaped like anymail.exceptions.AnymailError: the ESP's status and response."""
-
-    def __init__(self, message: str, status_code: int | None = None, response: Any = None):
-        super().__init__(message)
-        self.status_code = status_code
-        self.response = response
-
-
-class AnymailAPIError(AnymailError):
-    pass
-
-
-class AnymailRecipientsRefused(AnymailError):
-    pass
-
-
-class AnymailRequestsAPIError(AnymailAPIError, requests.ConnectionError):
-    """anymail re-raises a transport error as both its own and the requests exception."""
+# --- anymail's HTTP API errors --------------------------------------------------------------
 
 
 def esp_response(status: int, headers: dict[str, str] | None = None) -> requests.Response:
@@ -155,7 +135,9 @@ def esp_response(status: int, headers: dict[str, str] | None = None) -> requests
 def test_anymail_api_errors(
     status: int, headers: dict[str, str], retryable: bool, retry_after: float | None
 ) -> None:
-    err = AnymailAPIError(f"ESP API response {status}", status, esp_response(status, headers))
+    err = AnymailAPIError(
+        f"ESP API response {status}", status_code=status, response=esp_response(status, headers)
+    )
     error = classify_email_error(err, "amazon_ses")
     assert (error.retryable, error.status_code, error.retry_after) == (
         retryable,
@@ -166,7 +148,7 @@ def test_anymail_api_errors(
 
 
 def test_anymail_recipients_refused_is_permanent() -> None:
-    error = classify_email_error(AnymailRecipientsRefused("all refused", 200), "sendgrid")
+    error = classify_email_error(AnymailRecipientsRefused("all refused"), "sendgrid")
     assert isinstance(error, RecipientsRefused)
     assert error.retryable is False
 

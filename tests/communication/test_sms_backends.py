@@ -20,8 +20,9 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from communication.backends import get_sms_backend, sms_provider_name
+from communication.backends.http import retry_after_seconds
 from communication.backends.sms import console, file, locmem
-from communication.backends.sms.base import BaseSmsBackend, SmsMessage, retry_after_seconds
+from communication.backends.sms.base import BaseSmsBackend, SmsMessage
 from communication.exceptions import CommunicationError, ProviderConfigurationError
 from tests.servers import free_port
 

@@ -7,15 +7,15 @@ from typing import Any
 
 import pytest
 
-from communication import providers
+from communication.backends.sms import pool as providers
+from communication.backends.sms.pool import ProviderConfig, ProviderPool, parse_providers
 from communication.exceptions import CommunicationError, ProviderConfigurationError
 from communication.models import Delivery
-from communication.providers import ProviderConfig, ProviderPool, get_provider_pool, parse_providers
 from communication.rate_limit import parse_rules
 from communication.senders import SmsSender
 from communication.services.batches import job_batch_send
 from communication.services.jobs import job_create
-from communication.stores import get_rate_limiter, get_redis
+from communication.stores import get_provider_pool, get_rate_limiter, get_redis
 
 from ..servers import Failures, SmsProvider
 
@@ -172,7 +172,7 @@ def test_traffic_moves_to_the_healthy_provider_and_back(
     # The primary recovers; a minute later its failures have aged out and it is used again.
     primary.failures = Failures()
     later = time.time() + 61
-    monkeypatch.setattr(providers, "_clock", lambda: later)
+    monkeypatch.setattr(providers, "pool_clock", lambda: later)
     second = numbers(100, 30)
     job = job_create(owner=user, channel="sms", recipients=second, message="Hi")
     run_until_done(job.id)

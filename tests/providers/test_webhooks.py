@@ -10,7 +10,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
-from communication import admin_providers  # noqa: F401  (registers the Suppression admin)
+from communication import admin_suppression  # noqa: F401  (registers the Suppression admin)
 from communication.models import Delivery, Suppression
 from communication.services.jobs import job_create
 from communication.webhooks import twilio_signature

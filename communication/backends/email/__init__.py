@@ -5,7 +5,7 @@ import smtplib
 from anymail.exceptions import AnymailRecipientsRefused
 
 from ...exceptions import CommunicationError, RecipientsRefused
-from ..sms.base import retry_after_seconds
+from ..http import http_status_error
 
 # smtplib errors raised before any recipient was looked at: a greeting or HELO refused, or the
 # server hanging up. Whatever their code, the next connection may fare better.
@@ -49,7 +49,9 @@ def classify_email_error(err: Exception, provider: str) -> CommunicationError:
     if status is None:  # requests.HTTPError keeps it on its response
         status = getattr(getattr(err, "response", None), "status_code", None)
     if isinstance(status, int):
-        return _http_status_error(err, status, provider)
+        return http_status_error(
+            str(err), status=status, response=getattr(err, "response", None), provider=provider
+        )
     if isinstance(err, OSError):  # refused, reset, timeouts, DNS, TLS; requests' errors too
         return CommunicationError(f"connection error: {err}", provider=provider, retryable=True)
     return CommunicationError(f"{type(err).__name__}: {err}", provider=provider)
@@ -61,19 +63,6 @@ def _smtp_reply_error(
     text = reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply)
     return error_class(
         f"SMTP {code}: {text}", provider=provider, status_code=code, retryable=400 <= code < 500
-    )
-
-
-def _http_status_error(err: Exception, status: int, provider: str) -> CommunicationError:
-    response = getattr(err, "response", None)
-    headers = getattr(response, "headers", None) or {}
-    return CommunicationError(
-        str(err),
-        provider=provider,
-        status_code=status,
-        response=response,
-        retryable=status == 429 or status >= 500,
-        retry_after=retry_after_seconds(headers.get("Retry-After")),
     )
 
 

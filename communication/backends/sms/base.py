@@ -6,11 +6,8 @@ raises a `CommunicationError` that says whether a retry may help; the loop lives
 vendors fill in hooks.
 """
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, Self
 
 import requests
@@ -18,6 +15,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from ...conf import get_required_setting, get_setting
 from ...exceptions import CommunicationError, ProviderConfigurationError
+from ..http import http_status_error
 
 
 @dataclass
@@ -142,36 +140,12 @@ class HttpSmsBackend(BaseSmsBackend):
                 provider=self.provider_name,
                 retryable=True,
             ) from err
-        status = response.status_code
-        if 200 <= status < 300:
+        if 200 <= response.status_code < 300:
             return response
-        raise CommunicationError(
+        status = response.status_code
+        raise http_status_error(
             f"{self.provider_name}: HTTP {status}: {response.text[:300]}",
-            provider=self.provider_name,
-            status_code=status,
+            status=status,
             response=response,
-            retryable=status == 429 or status >= 500,
-            retry_after=retry_after_seconds(response.headers.get("Retry-After")),
+            provider=self.provider_name,
         )
-
-
-_DELAY_SECONDS = re.compile(r"\s*(\d+)\s*")
-
-
-def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a `Retry-After` header: delay-seconds or an HTTP-date (RFC 9110).
-
-    None when the header is absent or unreadable; a date in the past gives 0.
-    """
-    if not value:
-        return None
-    if match := _DELAY_SECONDS.fullmatch(value):
-        return float(match[1])
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:  # "-0000" means UTC with no zone information
-        when = when.replace(tzinfo=UTC)
-    now = now or datetime.now(UTC)
-    return max((when - now).total_seconds(), 0.0)

@@ -28,11 +28,11 @@ from typing import Any
 import redis
 from django.core.exceptions import ImproperlyConfigured
 
-from .backends import sms_backend_class
-from .backends.sms.base import BaseSmsBackend
-from .conf import get_setting
-from .exceptions import CommunicationError, ProviderConfigurationError
-from .rate_limit import parse_rules
+from ...conf import get_setting
+from ...exceptions import CommunicationError, ProviderConfigurationError
+from ...rate_limit import parse_rules
+from .. import sms_backend_class
+from .base import BaseSmsBackend
 
 BUCKET_SECONDS = 10
 WINDOW_BUCKETS = 6  # one minute
@@ -243,21 +243,6 @@ class ProviderPool:
             raise ProviderConfigurationError(str(err), provider=config.alias) from err
 
 
-def get_provider_pool() -> ProviderPool | None:
-    """The pool of `SMS_PROVIDERS`, or None when it is not set (then `SMS_BACKEND` alone)."""
-    providers = configured_providers()
-    if not providers:
-        return None
-    from .stores import get_redis  # stores reads provider rate limits from here
-
-    return ProviderPool(
-        providers,
-        get_redis(),
-        error_rate=float(get_setting("SMS_FAILOVER_ERROR_RATE")),
-        min_sends=int(get_setting("SMS_FAILOVER_MIN_SENDS")),
-        clock=_clock,
-    )
-
-
-def _clock() -> float:
+def pool_clock() -> float:
+    """The pool's clock (a function of its own, so that tests can move time on)."""
     return time.time()
