@@ -8,7 +8,6 @@ only through the same services (`job_cancel`, `job_retry_failed`).
 import uuid
 from typing import Any
 
-import redis
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
@@ -16,14 +15,11 @@ from django.core.paginator import Paginator
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
-from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
-
-from queue_status import selectors as queue_selectors
 
 from . import admin_suppression  # noqa: F401  (registers the Suppression admin)
 from .exceptions import ApplicationError
@@ -42,9 +38,6 @@ OUTCOME_LABELS = (
     ("active", "in progress"),
     ("pending", "pending"),
 )
-
-# The admin index shows a "Sending" module with the queue page (see the template).
-admin.site.index_template = "admin/communication/index.html"
 
 
 def job_counts(job: Job) -> JobCounts:
@@ -202,7 +195,6 @@ class JobAdmin(admin.ModelAdmin):
     def get_urls(self) -> list[URLPattern]:
         view = self.admin_site.admin_view
         return [
-            path("queues/", view(self.queues_view), name="communication_queues"),
             path(
                 "<path:object_id>/cancel/",
                 view(require_POST(self.cancel_view)),
@@ -243,23 +235,6 @@ class JobAdmin(admin.ModelAdmin):
         context = {**deliveries_context(request, job), **(extra_context or {})} if job else {}
         context["can_act"] = self.has_change_permission(request)
         return super().change_view(request, object_id, form_url, context)
-
-    def queues_view(self, request: HttpRequest) -> HttpResponse:
-        if not self.has_view_permission(request):
-            raise PermissionDenied
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Queues and workers",
-            "opts": self.opts,
-            "broker": queue_selectors.broker_description(),
-        }
-        try:
-            workers = queue_selectors.worker_status_list(refresh="refresh" in request.GET)
-            context["queues"] = queue_selectors.queue_status_list(workers=workers)
-            context["workers"] = workers
-        except redis.RedisError as err:
-            context["error"] = f"Redis is unavailable: {err}"
-        return TemplateResponse(request, "admin/communication/queues.html", context)
 
 
 def deliveries_context(request: HttpRequest, job: Job) -> dict[str, Any]:

@@ -3,8 +3,9 @@
 Why Redis and not prometheus-client's multiprocess mode: Celery prefork children, several worker
 machines and several gunicorn processes all send, and a multiprocess directory is per machine.
 The `record_*` functions below add to one Redis hash with a single pipelined round trip, and
-`MetricsCollector` turns that hash (and the queue lengths, read at scrape time) into Prometheus
-families when `/metrics` is scraped. Scrape any one web process: each sees the whole deployment.
+`MetricsCollector` turns that hash into Prometheus families when `/metrics` is scraped (other
+apps add theirs with `collector_register`: queue_status reads the queue depths then). Scrape
+any one web process: each sees the whole deployment.
 
 The `record_*` functions never raise: a metrics failure must not break sending.
 """
@@ -21,10 +22,10 @@ from django.http import HttpRequest, HttpResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
-    GaugeMetricFamily,
     HistogramMetricFamily,
     Metric,
 )
+from prometheus_client.registry import Collector
 
 from .stores import get_redis
 
@@ -32,10 +33,7 @@ logger = logging.getLogger(__name__)
 
 KEY = "metrics:v1"
 SEP = "|"
-CHANNELS = ("email", "sms")
 OUTCOMES = {"sent": "sent", "failed": "failed", "retry": "retried", "unknown": "unknown"}
-# kombu's Redis transport keeps priorities 3, 6 and 9 of a queue in lists of their own.
-PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
 RATE_LIMIT_WAIT_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 JOB_DURATION_BUCKETS = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 24 * 3600.0)
 
@@ -114,25 +112,10 @@ def _histogram(
 
 
 class MetricsCollector:
-    """Reads the metrics hash and the queue lengths from Redis at scrape time."""
+    """Reads the metrics hash from Redis at scrape time."""
 
     def collect(self) -> Iterator[Metric]:
-        redis = get_redis()
-        raw = redis.hgetall(KEY)
-        pipe = redis.pipeline(transaction=False)
-        for channel in CHANNELS:
-            for suffix in PRIORITY_SUFFIXES:
-                pipe.llen(channel + suffix)
-        lengths = pipe.execute()
-
-        depth = GaugeMetricFamily(
-            "messaging_queue_depth", "Tasks waiting in the broker queue.", labels=["channel"]
-        )
-        per_channel = len(PRIORITY_SUFFIXES)
-        for i, channel in enumerate(CHANNELS):
-            depth.add_metric([channel], sum(lengths[i * per_channel : (i + 1) * per_channel]))
-        yield depth
-        yield from self._from_hash(raw)
+        yield from self._from_hash(get_redis().hgetall(KEY))
 
     def _from_hash(self, raw: dict[bytes, bytes]) -> Iterator[Metric]:
         counters = {
@@ -181,12 +164,21 @@ def _allowed(request: HttpRequest) -> bool:
     return bool(getattr(request.user, "is_staff", False))
 
 
+_other_collectors: list[Collector] = []
+
+
+def collector_register(collector: Collector) -> None:
+    """Serve another app's metrics at `/metrics` too (queue_status adds the queue depths)."""
+    _other_collectors.append(collector)
+
+
 def metrics_view(request: HttpRequest) -> HttpResponse:
     """`GET /metrics` in the Prometheus text format (Redis unreachable → 503)."""
     if not _allowed(request):
         return HttpResponse("Forbidden\n", status=403, content_type="text/plain")
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(MetricsCollector())
+    for collector in (MetricsCollector(), *_other_collectors):
+        registry.register(collector)
     try:
         body = generate_latest(registry)
     except Exception as err:  # Redis down: say so, as a scrape failure, not a 500 page.

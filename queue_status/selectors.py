@@ -1,7 +1,7 @@
 """Reads for the queue page and `GET /api/queue/workers/init`: live workers and queue depths.
 
-Workers are found with Celery's control API (`inspect().active_queues()`). A broadcast waits its
-whole timeout for replies (it cannot know how many workers exist), so the answer is kept in Redis:
+Workers are found with `communication.workers.workers_inspect` (Celery's control API). A
+broadcast waits its whole timeout for replies, so the answer is kept in Redis:
 fresh for `FRESH_SECONDS`, then served stale for up to `STALE_SECONDS` while one background thread
 asks the workers again. Only a cold cache makes a request wait for the broadcast.
 
@@ -22,12 +22,12 @@ from django.db.models import Count
 from communication.conf import get_setting
 from communication.models import ACTIVE_JOB_STATUSES, Channel, Job
 from communication.stores import get_redis
-from messaging_site.celery import app as celery_app
+from communication.workers import WorkerStatus, workers_inspect
+from communication.workers import workers_by_channel as workers_by_channel  # TEMP re-export
 
 logger = logging.getLogger(__name__)
 
 CHANNELS: tuple[str, ...] = tuple(Channel.values)
-INSPECT_TIMEOUT = 0.5
 FRESH_SECONDS = 5
 STALE_SECONDS = 60
 CACHE_KEY = "queue_status:workers"
@@ -35,12 +35,6 @@ FRESH_KEY = "queue_status:workers:fresh"
 # kombu.transport.redis: a queue with priorities is one list per step, named queue + sep + step.
 PRIORITY_SEPARATOR = "\x06\x16"
 PRIORITY_STEPS = (0, 3, 6, 9)
-
-
-@dataclass(frozen=True)
-class WorkerStatus:
-    name: str
-    queues: tuple[str, ...]
 
 
 def worker_status_list(*, refresh: bool = False) -> list[WorkerStatus]:
@@ -60,33 +54,12 @@ def worker_status_list(*, refresh: bool = False) -> list[WorkerStatus]:
 
 
 def _workers_refresh() -> list[WorkerStatus]:
-    workers = _workers_inspect()
+    workers = workers_inspect()
     pipe = get_redis().pipeline()
     pipe.set(CACHE_KEY, json.dumps([[w.name, w.queues] for w in workers]), ex=STALE_SECONDS)
     pipe.set(FRESH_KEY, 1, ex=FRESH_SECONDS)
     pipe.execute()
     return workers
-
-
-def _workers_inspect() -> list[WorkerStatus]:
-    try:
-        # A connection of its own: a pooled one may be dead since a Redis restart.
-        with celery_app.connection_for_write() as connection:
-            inspect = celery_app.control.inspect(timeout=INSPECT_TIMEOUT, connection=connection)
-            replies = inspect.active_queues() or {}
-    except Exception:
-        logger.exception("could not ask the workers for their queues")
-        return []
-    return sorted(
-        WorkerStatus(name, tuple(sorted(q["name"] for q in queues or [])))
-        for name, queues in replies.items()
-    )
-
-
-def workers_by_channel(workers: list[WorkerStatus]) -> dict[str, bool]:
-    """`{"email": True, "sms": False}`: whether some live worker consumes each channel's queue."""
-    consumed = {queue for worker in workers for queue in worker.queues}
-    return {channel: channel in consumed for channel in CHANNELS}
 
 
 def queue_depths() -> dict[str, int]:

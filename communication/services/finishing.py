@@ -19,7 +19,8 @@ def job_counts_from_db(job_id: object) -> JobCounts:
     return JobCounts.from_statuses({row["status"]: row["n"] for row in rows})
 
 
-def job_store_counts(*, job: Job, counts: JobCounts) -> None:
+def job_counts_copy(*, job: Job, counts: JobCounts) -> None:
+    """Copy final counts onto the `job` instance (the database row was updated already)."""
     job.completed_count = counts.completed
     job.failed_count = counts.failed
     job.cancelled_count = counts.cancelled
@@ -48,7 +49,7 @@ def job_finish(*, job: Job) -> bool:
     )
     if finished:
         job.status, job.finished_at = status, now
-        job_store_counts(job=job, counts=counts)
+        job_counts_copy(job=job, counts=counts)
         get_progress_store().delete(job.id)
         record_job_finished(job.channel, status, (now - job.created_at).total_seconds())
         logger.info("job %s finished: %s %s", job.id, status, counts.as_dict())

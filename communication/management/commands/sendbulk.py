@@ -7,7 +7,6 @@ from argparse import ArgumentParser
 from pathlib import Path
 from typing import Any
 
-import redis
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.management.base import BaseCommand, CommandError
@@ -26,7 +25,7 @@ from communication.services.messages import (
     recipients_check,
     recipients_screen,
 )
-from queue_status.selectors import worker_status_list, workers_by_channel
+from communication.workers import workers_by_channel, workers_inspect
 
 DEFAULT_USERNAME = "sendbulk"
 POLL_INTERVAL = 0.5
@@ -200,11 +199,7 @@ class Command(BaseCommand):
     def _warn_without_workers(self, channel: str) -> None:
         if get_setting("EMBEDDED"):
             return
-        try:
-            live = workers_by_channel(worker_status_list())[channel]
-        except redis.RedisError:
-            live = False
-        if not live:
+        if not workers_by_channel(workers_inspect())[channel]:
             self.stderr.write(
                 f"No live worker consumes the {channel!r} queue yet: the job waits for one "
                 f"(celery -A messaging_site worker -Q {channel}). Ctrl-C stops waiting."
