@@ -9,6 +9,7 @@ from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from .error_envelope import error_body
 from .exceptions import ApplicationError
 
 
@@ -44,9 +45,7 @@ def _summary(detail: Any) -> str:
 
 
 def error_response(message: str, status_code: int, details: Any = None) -> Response:
-    return Response(
-        {"success": False, "error": message, "details": details or {}}, status=status_code
-    )
+    return Response(error_body(message, details), status=status_code)
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -64,5 +63,5 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     else:
         message = _summary(detail.get("detail", detail) if isinstance(detail, dict) else detail)
         details = {}
-    response.data = {"success": False, "error": message, "details": details}
+    response.data = error_body(message, details)
     return response

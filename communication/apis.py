@@ -2,20 +2,26 @@
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import api_docs as docs
+from . import schema
 from .exceptions import ApplicationError
 from .idempotency import idempotent
-from .models import Channel, DeliveryStatus, Job, JobStatus
-from .receipts import delivery_receipt_counts
-from .selectors import delivery_list, job_get, job_list, job_progress_get
-from .send_responses import progress_url, send_response
+from .models import Channel, Delivery, DeliveryStatus, Job, JobStatus, ReceiptStatus
+from .schema import JOB_CONFLICT, documented, error_responses
+from .selectors import JobProgress, delivery_list, job_get, job_list, job_progress_get
+from .send_responses import send_response, send_schema_responses
+from .serializers import (
+    IsoDateTimeField,
+    JobActionSerializer,
+    JobProgressSerializer,
+    ProgressUrlField,
+)
 from .services.jobs import job_cancel, job_retry_failed
 from .services.messages import SMS_MAX_LENGTH, message_request_send
 from .throttling import ScopedRateThrottle
@@ -46,9 +52,9 @@ class EmailSendApi(APIView):
 
     @extend_schema(
         request=InputSerializer,
-        parameters=[docs.IDEMPOTENCY_KEY],
-        responses=docs.send_responses(docs.EMAIL_SENT_EXAMPLE),
-        examples=[docs.EMAIL_REQUEST_EXAMPLE, docs.EMAIL_BULK_REQUEST_EXAMPLE],
+        parameters=[schema.IDEMPOTENCY_KEY],
+        responses=send_schema_responses(schema.EMAIL_SENT_EXAMPLE),
+        examples=[schema.EMAIL_REQUEST_EXAMPLE, schema.EMAIL_BULK_REQUEST_EXAMPLE],
     )
     @idempotent
     def post(self, request: Request) -> Response:
@@ -77,9 +83,9 @@ class SmsSendApi(APIView):
 
     @extend_schema(
         request=InputSerializer,
-        parameters=[docs.IDEMPOTENCY_KEY],
-        responses=docs.send_responses(docs.SMS_SENT_EXAMPLE),
-        examples=[docs.SMS_REQUEST_EXAMPLE],
+        parameters=[schema.IDEMPOTENCY_KEY],
+        responses=send_schema_responses(schema.SMS_SENT_EXAMPLE),
+        examples=[schema.SMS_REQUEST_EXAMPLE],
     )
     @idempotent
     def post(self, request: Request) -> Response:
@@ -93,25 +99,6 @@ class SmsSendApi(APIView):
             force_queue=data.validated_data["isBulk"],
         )
         return send_response(sent)
-
-
-def job_progress_data(job: Job) -> dict[str, Any]:
-    progress = job_progress_get(job=job)
-    counts = progress.counts
-    return {
-        "jobId": str(job.id),
-        "channel": job.channel,
-        "status": progress.status,
-        "total": counts.total,
-        **counts.as_dict(),
-        "progress": counts.percent,
-        "pausedUntil": progress.pause[0] if progress.pause else None,
-        "pauseReason": progress.pause[1] if progress.pause else None,
-        "createdAt": job.created_at.isoformat(),
-        "startedAt": job.started_at.isoformat() if job.started_at else None,
-        "finishedAt": job.finished_at.isoformat() if job.finished_at else None,
-        "receipts": delivery_receipt_counts(job),
-    }
 
 
 def _job_or_404(request: Request, job_id: object, channel: str | None = None) -> Job:
@@ -128,103 +115,171 @@ class JobProgressApi(APIView):
 
     @extend_schema(
         parameters=[OpenApiParameter("jobId", str, required=True)],
-        responses=docs.PROGRESS_RESPONSES,
+        responses={
+            200: documented(JobProgressSerializer, "Progress of the job", schema.PROGRESS_EXAMPLE),
+            **error_responses(400, 401, 404, 429),
+        },
     )
     def get(self, request: Request) -> Response:
         job_id = request.query_params.get("jobId")
         if not job_id:
             raise ApplicationError("The jobId query parameter is required.")
-        return Response(job_progress_data(_job_or_404(request, job_id, self.channel)))
+        job = _job_or_404(request, job_id, self.channel)
+        return Response(JobProgressSerializer(job_progress_get(job=job)).data)
 
 
 class JobListApi(APIView):
+    pagination_class = PageNumberPagination
+
     class FilterSerializer(serializers.Serializer):
         channel = serializers.ChoiceField(choices=Channel.choices, required=False)
         status = serializers.ChoiceField(choices=JobStatus.choices, required=False)
 
+    class OutputSerializer(serializers.Serializer):
+        jobId = serializers.UUIDField(source="id")
+        channel = serializers.ChoiceField(choices=Channel.choices)
+        status = serializers.ChoiceField(choices=JobStatus.choices)
+        subject = serializers.CharField(allow_blank=True)
+        total = serializers.IntegerField()
+        queued = serializers.BooleanField()
+        createdAt = IsoDateTimeField(source="created_at")
+        finishedAt = IsoDateTimeField(source="finished_at", allow_null=True)
+        progressUrl = ProgressUrlField(source="*")
+
     @extend_schema(
         operation_id="communication_jobs_list",
         parameters=[FilterSerializer],
-        responses=docs.JOB_LIST_RESPONSES,
+        responses={
+            200: documented(
+                OutputSerializer(many=True),
+                "The user's jobs, newest first",
+                schema.JOB_SUMMARY_EXAMPLE,
+            ),
+            **error_responses(400, 401, 404, 429),
+        },
     )
     def get(self, request: Request) -> Response:
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         jobs = job_list(user=request.user, **filters.validated_data)
-        paginator = PageNumberPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(jobs, request, view=self)
-        return paginator.get_paginated_response([job_summary(job) for job in page or []])
-
-
-def job_summary(job: Job) -> dict[str, Any]:
-    return {
-        "jobId": str(job.id),
-        "channel": job.channel,
-        "status": job.status,
-        "subject": job.subject,
-        "total": job.total,
-        "queued": job.queued,
-        "createdAt": job.created_at.isoformat(),
-        "finishedAt": job.finished_at.isoformat() if job.finished_at else None,
-        "progressUrl": progress_url(job),
-    }
+        return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
 
 
 class JobDetailApi(APIView):
-    @extend_schema(responses=docs.JOB_DETAIL_RESPONSES)
+    class OutputSerializer(JobProgressSerializer):
+        subject = serializers.CharField(source="job.subject", allow_blank=True)
+        queued = serializers.BooleanField(source="job.queued")
+        progressUrl = ProgressUrlField(source="job")
+        owner = serializers.IntegerField(
+            source="job.owner_id", help_text="Id of the user who created the job."
+        )
+
+    @extend_schema(
+        responses={
+            200: documented(
+                OutputSerializer, "The job and its progress", schema.JOB_DETAIL_EXAMPLE
+            ),
+            **error_responses(401, 404, 429),
+        }
+    )
     def get(self, request: Request, job_id: str) -> Response:
         job = _job_or_404(request, job_id)
-        return Response({**job_summary(job), **job_progress_data(job), "owner": job.owner_id})
+        return Response(self.OutputSerializer(job_progress_get(job=job)).data)
 
 
 class JobRecipientListApi(APIView):
+    pagination_class = PageNumberPagination
+
     class FilterSerializer(serializers.Serializer):
         status = serializers.ChoiceField(choices=DeliveryStatus.choices, required=False)
 
-    @extend_schema(parameters=[FilterSerializer], responses=docs.JOB_RECIPIENTS_RESPONSES)
+    class OutputSerializer(serializers.Serializer):
+        recipient = serializers.CharField()
+        status = serializers.ChoiceField(choices=DeliveryStatus.choices)
+        attempts = serializers.IntegerField()
+        lastError = serializers.CharField(source="last_error", allow_blank=True)
+        provider = serializers.CharField(allow_blank=True)
+        providerMessageId = serializers.CharField(source="provider_message_id", allow_blank=True)
+        nextAttemptAt = IsoDateTimeField(source="next_attempt_at", allow_null=True)
+        sentAt = IsoDateTimeField(source="sent_at", allow_null=True)
+        receiptStatus = serializers.SerializerMethodField(
+            help_text="What the provider reported after the send; null until it reports."
+        )
+        receiptAt = IsoDateTimeField(source="receipt_at", allow_null=True)
+        updatedAt = IsoDateTimeField(source="updated_at")
+
+        @extend_schema_field(
+            serializers.ChoiceField(choices=ReceiptStatus.choices, allow_null=True)
+        )
+        def get_receiptStatus(self, delivery: Delivery) -> str | None:
+            return delivery.receipt_status or None
+
+    @extend_schema(
+        parameters=[FilterSerializer],
+        responses={
+            200: documented(
+                OutputSerializer(many=True), "Per-recipient outcomes", schema.DELIVERY_EXAMPLE
+            ),
+            **error_responses(400, 401, 404, 429),
+        },
+    )
     def get(self, request: Request, job_id: str) -> Response:
         job = _job_or_404(request, job_id)
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         deliveries = delivery_list(job=job, status=filters.validated_data.get("status"))
-        paginator = PageNumberPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(deliveries, request, view=self)
-        return paginator.get_paginated_response(
-            [
-                {
-                    "recipient": d.recipient,
-                    "status": d.status,
-                    "attempts": d.attempts,
-                    "lastError": d.last_error,
-                    "provider": d.provider,
-                    "providerMessageId": d.provider_message_id,
-                    "nextAttemptAt": d.next_attempt_at.isoformat() if d.next_attempt_at else None,
-                    "sentAt": d.sent_at.isoformat() if d.sent_at else None,
-                    "receiptStatus": d.receipt_status or None,
-                    "receiptAt": d.receipt_at.isoformat() if d.receipt_at else None,
-                    "updatedAt": d.updated_at.isoformat(),
-                }
-                for d in page or []
-            ]
-        )
+        return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
 
 
 class JobCancelApi(APIView):
-    @extend_schema(request=None, responses=docs.JOB_CANCEL_RESPONSES)
+    @extend_schema(
+        request=None,
+        responses={
+            200: documented(
+                JobActionSerializer,
+                "Cancelled: pending recipients are now cancelled",
+                schema.CANCELLED_EXAMPLE,
+            ),
+            **error_responses(401, 404, 409, 413, 429, texts=JOB_CONFLICT),
+        },
+    )
     def post(self, request: Request, job_id: str) -> Response:
         job = job_cancel(job=_job_or_404(request, job_id))
-        return Response({"success": True, **job_progress_data(job)})
+        return Response(JobActionSerializer(job_progress_get(job=job)).data)
 
 
 class JobRetryFailedApi(APIView):
     class InputSerializer(serializers.Serializer):
         includeUnknown = serializers.BooleanField(required=False, default=False)
 
-    @extend_schema(request=InputSerializer, responses=docs.JOB_RETRY_FAILED_RESPONSES)
+    class OutputSerializer(JobActionSerializer):
+        # `requeued` is not part of the progress: the view passes it in the context.
+        requeued = serializers.SerializerMethodField(help_text="Recipients queued again.")
+
+        def get_requeued(self, progress: JobProgress) -> int:
+            return self.context["requeued"]
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={
+            202: documented(
+                OutputSerializer,
+                "Failed recipients queued again",
+                schema.RETRIED_EXAMPLE,
+                code=202,
+            ),
+            **error_responses(400, 401, 404, 409, 413, 429, texts=JOB_CONFLICT),
+        },
+    )
     def post(self, request: Request, job_id: str) -> Response:
         job = _job_or_404(request, job_id)
         data = self.InputSerializer(data=request.data or {})
         data.is_valid(raise_exception=True)
         queued = job_retry_failed(job=job, include_unknown=data.validated_data["includeUnknown"])
-        body = {"success": True, "requeued": queued, **job_progress_data(job)}
+        progress = job_progress_get(job=job)
+        body = self.OutputSerializer(progress, context={"requeued": queued}).data
         return Response(body, status=status.HTTP_202_ACCEPTED)

@@ -28,6 +28,7 @@ from django.views.decorators.http import require_http_methods
 from . import receipts
 from .backends.sms.pool import ProviderConfig, provider_config
 from .conf import get_setting
+from .error_envelope import error_body
 from .models import Channel, ReceiptStatus, Suppression, SuppressionReason
 from .recipients import normalise_phone
 from .suppression import suppression_add, suppression_key
@@ -119,7 +120,7 @@ def _authentic(request: HttpRequest, provider: Provider) -> bool:
 
 
 def _error(message: str, status: int) -> JsonResponse:
-    return JsonResponse({"success": False, "error": message, "details": {}}, status=status)
+    return JsonResponse(error_body(message), status=status)
 
 
 def _webhook(handle: Callable[[HttpRequest, Provider], HttpResponse]) -> Callable[..., Any]:

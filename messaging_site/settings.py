@@ -186,7 +186,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": ["communication.api_errors.SizeLimitedJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_SCHEMA_CLASS": "communication.api_docs.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "communication.schema.AutoSchema",
     "EXCEPTION_HANDLER": "communication.api_errors.exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
@@ -269,5 +269,5 @@ SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
     "ChannelEnum": "communication.models.Channel",
     "JobStatusEnum": "communication.models.JobStatus",
     "DeliveryStatusEnum": "communication.models.DeliveryStatus",
-    "SendResultStatusEnum": "communication.api_docs.SEND_RESULT_STATUSES",
+    "SendResultStatusEnum": "communication.send_responses.SEND_RESULT_STATUSES",
 }

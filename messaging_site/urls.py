@@ -3,6 +3,7 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from communication.error_envelope import error_body
 from communication.metrics import metrics_view
 
 urlpatterns = [
@@ -18,13 +19,11 @@ urlpatterns = [
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
-    body = {"success": False, "error": f"Not found: {request.path}", "details": {}}
-    return JsonResponse(body, status=404)
+    return JsonResponse(error_body(f"Not found: {request.path}"), status=404)
 
 
 def server_error(request: HttpRequest) -> JsonResponse:
-    body = {"success": False, "error": "Internal server error.", "details": {}}
-    return JsonResponse(body, status=500)
+    return JsonResponse(error_body("Internal server error."), status=500)
 
 
 handler404 = not_found

@@ -8,8 +8,16 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from communication.exceptions import ApplicationError
+from communication.schema import error_responses
+from communication.workers import workers_by_channel
 
-from .selectors import queue_depths, worker_status_list, workers_by_channel
+from .selectors import queue_depths, worker_status_list
+
+REDIS_UNAVAILABLE = (
+    "Redis (the broker) cannot be reached.",
+    "Redis is unavailable: Error 111 connecting to localhost:6379. Connection refused.",
+    {},
+)
 
 
 class QueueStatusApi(APIView):
@@ -21,7 +29,12 @@ class QueueStatusApi(APIView):
             help_text='Per channel: {"pending": messages waiting in the broker}.',
         )
 
-    @extend_schema(responses={200: OutputSerializer, 503: dict})
+    @extend_schema(
+        responses={
+            200: OutputSerializer,
+            **error_responses(401, 429, 503, texts={503: REDIS_UNAVAILABLE}),
+        }
+    )
     def get(self, request: Request) -> Response:
         try:
             depths = queue_depths()

@@ -23,7 +23,6 @@ from communication.conf import get_setting
 from communication.models import ACTIVE_JOB_STATUSES, Channel, Job
 from communication.stores import get_redis
 from communication.workers import WorkerStatus, workers_inspect
-from communication.workers import workers_by_channel as workers_by_channel  # TEMP re-export
 
 logger = logging.getLogger(__name__)
 
