@@ -16,15 +16,8 @@ from typing import Any
 
 import psycopg
 
-from tests.servers import (
-    ProcessGroup,
-    RedisServer,
-    WebServer,
-    Worker,
-    free_port,
-    port_open,
-    wait_until,
-)
+from tests.servers import ProcessGroup, RedisServer, Worker, free_port, port_open, wait_until
+from tests.web import WebServer
 
 BENCH_DB = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bench")
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,7 +41,7 @@ def create_database(url: str = BENCH_DB) -> None:
 
 
 class BenchWebServer(WebServer):
-    """`tests.servers.WebServer` whose gunicorn worker processes can be measured."""
+    """`tests.web.WebServer` whose gunicorn worker processes can be measured."""
 
     def __init__(self, env: dict[str, str], workers: int = 1, threads: int = 4) -> None:
         super().__init__(env, workers=workers, threads=threads)

@@ -2,10 +2,9 @@
 
 import logging
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.db import connection
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -14,15 +13,10 @@ from communication.backends.sms import locmem
 from communication.stores import get_redis
 from messaging_site.celery import app as celery_app
 
-from .servers import (
-    ProcessGroup,
-    RedisServer,
-    SmsProvider,
-    SmtpServer,
-    WebServer,
-    Worker,
-    database_url,
-)
+from .factories import UserFactory
+from .helpers import configure, use_smtp
+from .servers import ProcessGroup, RedisServer, SmsProvider, SmtpServer, Worker, database_url
+from .web import WebServer
 
 logging.getLogger("mail.log").setLevel(logging.WARNING)
 
@@ -48,7 +42,7 @@ def shared_state(settings: Any, redis_server: RedisServer) -> Iterator[None]:
         }
     }
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-    settings.COMMUNICATION = {**settings.COMMUNICATION, "EMBEDDED": False, "SMS_BACKEND": "locmem"}
+    configure(settings, EMBEDDED=False, SMS_BACKEND="locmem")
     get_redis.cache_clear()
     locmem.outbox.clear()
     redis_server.client().flushall()
@@ -58,12 +52,12 @@ def shared_state(settings: Any, redis_server: RedisServer) -> Iterator[None]:
 
 @pytest.fixture
 def user(db: None) -> Any:
-    return get_user_model().objects.create_user("ama", "ama@example.com", "pw-ama-123")
+    return UserFactory(username="ama", password="pw-ama-123")
 
 
 @pytest.fixture
 def other_user(db: None) -> Any:
-    return get_user_model().objects.create_user("kofi", "kofi@example.com", "pw-kofi-123")
+    return UserFactory(username="kofi", password="pw-kofi-123")
 
 
 def token_client(user: Any) -> APIClient:
@@ -78,20 +72,24 @@ def api(user: Any) -> APIClient:
     return token_client(user)
 
 
-@pytest.fixture
-def smtp_server() -> Iterator[SmtpServer]:
-    server = SmtpServer()
+Server = TypeVar("Server", SmtpServer, SmsProvider)
+
+
+def running(server: Server) -> Iterator[Server]:
+    """`server` started for the test and stopped after it."""
     server.start()
     yield server
     server.stop()
 
 
 @pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    yield from running(SmtpServer())
+
+
+@pytest.fixture
 def sms_provider() -> Iterator[SmsProvider]:
-    provider = SmsProvider()
-    provider.start()
-    yield provider
-    provider.stop()
+    yield from running(SmsProvider())
 
 
 class Service:
@@ -112,15 +110,12 @@ class Service:
             "SMS_WEBHOOK_URL": sms.url,
             "LOG_LEVEL": "INFO",
         }
-        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-        settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", smtp.port
-        settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
-        settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
+        use_smtp(settings, smtp.port)
         self.configure(SMS_BACKEND="webhook", SMS_WEBHOOK_URL=sms.url)
 
     def configure(self, **options: Any) -> None:
         """Set service options (COMMUNICATION keys) here and for workers started later."""
-        self.settings.COMMUNICATION = {**self.settings.COMMUNICATION, **options}
+        configure(self.settings, **options)
         self.env.update({name: str(value) for name, value in options.items()})
 
     def start_worker(self, **kwargs: Any) -> Worker:

@@ -15,13 +15,13 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import Message
 from pathlib import Path
 from typing import Any
 
 import redis
-import requests
 from aiosmtpd.controller import Controller
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
@@ -100,7 +100,7 @@ class RedisServer:
 
     def restart(self, down_for: float = 0.0, keep_data: bool = False) -> None:
         self.stop(keep_data=keep_data)
-        time.sleep(down_for)
+        time.sleep(down_for)  # the outage being tested: Redis stays away this long
         self.start()
 
     def client(self) -> redis.Redis:
@@ -123,18 +123,31 @@ class Received:
 
 
 class Failures:
-    """Failure rules by recipient: `(status, times)`; times=None fails for ever."""
+    """Failure rules by recipient: `(status, times)`; times=None fails for ever. An outage
+    (`outage(seconds)`) fails everybody for a while, before any rule is looked at."""
 
     def __init__(self) -> None:
         self._rules: dict[str, list[Any]] = {}
         self._lock = threading.Lock()
-        self.everything: tuple[int, dict[str, str]] | None = None
+        self._outage: tuple[float, int] = (0.0, 503)  # (until, by time.monotonic(); status)
 
     def add(self, recipient: str, status: int, times: int | None = None) -> None:
         self._rules[recipient] = [status, times]
 
+    def outage(self, seconds: float, status: int = 503) -> None:
+        self._outage = (time.monotonic() + seconds, status)
+
+    def clear(self) -> None:
+        """Every rule and any outage gone: the provider accepts everybody again."""
+        with self._lock:
+            self._rules.clear()
+            self._outage = (0.0, 503)
+
     def take(self, recipient: str) -> int | None:
         with self._lock:
+            until, status = self._outage
+            if time.monotonic() < until:
+                return status
             rule = self._rules.get(recipient)
             if rule is None:
                 return None
@@ -211,16 +224,36 @@ class SmtpServer(Recorder):
     def messages(self) -> list[Message]:
         return [r.message for r in self.received if r.message is not None]
 
+    def by_recipient(self) -> dict[str, Message]:
+        return {r.recipient: r.message for r in self.received if r.message is not None}
+
+
+@dataclass
+class Attempt:
+    """A request the SMS provider answered: when, with what status and `Idempotency-Key`."""
+
+    recipient: str
+    at: float  # time.time() of the answer
+    status: int
+    key: str = ""
+
 
 class SmsProvider(Recorder):
-    """pytest-httpserver standing in for an HTTP SMS provider (`POST /sms`)."""
+    """pytest-httpserver standing in for an HTTP SMS provider (`POST /sms`).
+
+    Every answered request is in `log`; `delay` makes answers slow (only the first
+    `delayed_requests` of them, when that is set); `in_flight` counts requests being handled."""
 
     def __init__(self) -> None:
         super().__init__()
         self.server = HTTPServer(host="127.0.0.1", port=free_port(), threaded=True)
         self.server.expect_request("/sms", method="POST").respond_with_handler(self._handle)
         self.delay = 0.0
+        self.delayed_requests: int | None = None
         self.retry_after: str | None = None
+        self.log: list[Attempt] = []
+        self.in_flight = 0
+        self._requests = 0
 
     def start(self) -> None:
         self.server.start()
@@ -233,13 +266,30 @@ class SmsProvider(Recorder):
     def url(self) -> str:
         return self.server.url_for("/sms")
 
+    def attempts_of(self, recipient: str) -> list[Attempt]:
+        return [a for a in self.log if a.recipient == recipient]
+
     def _handle(self, request: Request) -> Response:
+        with self.lock:
+            self.in_flight += 1
+            self._requests += 1
+            delayed = self.delayed_requests is None or self._requests <= self.delayed_requests
+        try:
+            return self._answer(request, delayed)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+    def _answer(self, request: Request, delayed: bool) -> Response:
         body = json.loads(request.data)
         to = body.get("to", "")
         self.attempts[to] += 1
-        if self.delay:
-            time.sleep(self.delay)
+        if self.delay and delayed:
+            time.sleep(self.delay)  # the slow provider being simulated
         status = self.failures.take(to)
+        key = request.headers.get("Idempotency-Key", "")
+        with self.lock:
+            self.log.append(Attempt(to, time.time(), status or 200, key))
         if status is not None:
             headers = {"Retry-After": self.retry_after} if self.retry_after else {}
             return Response(json.dumps({"error": "failed"}), status=status, headers=headers)
@@ -247,6 +297,29 @@ class SmsProvider(Recorder):
             self.received.append(Received(to, time.time(), body=body))
             message_id = f"msg-{len(self.received)}"
         return Response(json.dumps({"id": message_id}), status=200, content_type="application/json")
+
+
+class Outage(threading.Thread):
+    """Once `start()` is true, calls `down()`, and `up()` again `seconds` later."""
+
+    def __init__(
+        self,
+        start: Callable[[], bool],
+        seconds: float,
+        down: Callable[[], None],
+        up: Callable[[], None],
+    ) -> None:
+        super().__init__(daemon=True)
+        self.when, self.seconds, self.down, self.up = start, seconds, down, up
+        self.began = 0.0
+        self.start()
+
+    def run(self) -> None:
+        wait_until(self.when, 120, 0.02, "the outage's moment")
+        self.down()
+        self.began = time.time()
+        time.sleep(self.seconds)  # the outage itself: its length is what is being tested
+        self.up()
 
 
 class SinkProcess:
@@ -360,25 +433,3 @@ class Worker(ProcessGroup):
             command += ["-B", "-s", str(log) + ".beat"]
         super().__init__(command, env, log)
         self.wait_ready(lambda: "ready." in self.output(), "the worker to start")
-
-
-class WebServer(ProcessGroup):
-    """The web app under gunicorn on a free port."""
-
-    def __init__(self, env: dict[str, str], workers: int = 2, threads: int = 4) -> None:
-        self.port = free_port()
-        gunicorn = str(Path(sys.executable).with_name("gunicorn"))
-        command = [gunicorn, "messaging_site.wsgi", "-b", f"127.0.0.1:{self.port}"]
-        command += ["-w", str(workers), "--threads", str(threads), "--timeout", "300"]
-        super().__init__(command, env)
-        self.wait_ready(self._answers, "the web server to answer")
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def _answers(self) -> bool:
-        try:
-            return requests.get(self.url + "/api/communication/jobs/", timeout=1).status_code < 500
-        except requests.RequestException:
-            return False

@@ -9,36 +9,30 @@ import shutil
 from pathlib import Path
 
 import pytest
-from django.contrib.auth import get_user_model
 
-from communication.models import Delivery, DeliveryStatus, Job, JobStatus
-from communication.services.jobs import job_create, message_send
+from communication.models import DeliveryStatus, Job, JobStatus
+from communication.services.jobs import message_send
 
+from .factories import AdminFactory, DeliveryFactory, JobFactory, UserFactory
+from .helpers import addresses
 from .servers import wait_until
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 JOBS = "/admin/communication/job/"
-
-
-def make_job(owner, count: int = 3, **fields) -> Job:
-    recipients = [f"user{i}@example.com" for i in range(count)]
-    job = job_create(owner=owner, channel="email", recipients=recipients, subject="Hi", message="M")
-    if fields:
-        Job.objects.filter(id=job.id).update(**fields)
-        job.refresh_from_db()
-    return job
+# No CSS transition (the progress bars' width) is running: the page is ready for a screenshot.
+NOT_ANIMATING = "() => document.getAnimations().length === 0"
 
 
 @pytest.fixture
 def superuser(db):
-    return get_user_model().objects.create_superuser("root", "root@example.com", "pw-root-123")
+    return AdminFactory(username="root", password="pw-root-123")
 
 
 def test_job_list_has_bars_counts_and_filters(client, superuser):
     client.force_login(superuser)
-    running = make_job(superuser, 4)
-    done = make_job(superuser, 2, status=JobStatus.COMPLETED, completed_count=2)
+    running = JobFactory(owner=superuser, size=4)
+    done = JobFactory(owner=superuser, size=2, status=JobStatus.COMPLETED, completed_count=2)
 
     page = client.get(JOBS).content.decode()
     filtered = client.get(JOBS, {"status__exact": "completed", "channel__exact": "email"})
@@ -55,9 +49,12 @@ def test_job_list_has_bars_counts_and_filters(client, superuser):
 
 def test_job_page_lists_recipients_by_status_and_page(client, superuser):
     client.force_login(superuser)
-    job = make_job(superuser, 60)
-    Delivery.objects.filter(job=job, recipient="user7@example.com").update(
-        status=DeliveryStatus.FAILED, last_error="550 No such user"
+    job = JobFactory(owner=superuser, size=60)
+    DeliveryFactory(
+        job=job,
+        recipient="user7@example.com",
+        status=DeliveryStatus.FAILED,
+        last_error="550 No such user",
     )
     url = f"{JOBS}{job.id}/change/"
 
@@ -76,8 +73,8 @@ def test_job_page_lists_recipients_by_status_and_page(client, superuser):
 
 def test_cancel_and_retry_actions_call_the_services(client, superuser):
     client.force_login(superuser)
-    queued = make_job(superuser, 3)
-    finished = make_job(superuser, 1, status=JobStatus.COMPLETED, completed_count=1)
+    queued = JobFactory(owner=superuser, size=3)
+    finished = JobFactory(owner=superuser, size=1, status=JobStatus.COMPLETED, completed_count=1)
     ids = [str(queued.id), str(finished.id)]
 
     response = client.post(JOBS, {"action": "cancel_jobs", "_selected_action": ids}, follow=True)
@@ -94,7 +91,7 @@ def test_cancel_and_retry_actions_call_the_services(client, superuser):
 
 def test_cancel_button_of_the_job_page(client, superuser):
     client.force_login(superuser)
-    job = make_job(superuser, 3)
+    job = JobFactory(owner=superuser, size=3)
 
     assert client.get(f"{JOBS}{job.id}/cancel/").status_code == 405
     response = client.post(f"{JOBS}{job.id}/cancel/")
@@ -104,9 +101,9 @@ def test_cancel_button_of_the_job_page(client, superuser):
 
 
 def test_staff_without_change_permission_cannot_cancel(client, db):
-    staff = get_user_model().objects.create_user("staff", password="pw-staff-123", is_staff=True)
+    staff = UserFactory(username="staff", is_staff=True)
     client.force_login(staff)
-    job = make_job(staff, 1)
+    job = JobFactory(owner=staff, size=1)
 
     assert client.post(f"{JOBS}{job.id}/cancel/").status_code == 403
     assert client.get(f"{JOBS}queues/").status_code == 403
@@ -152,10 +149,10 @@ def test_dashboard_in_a_browser(service, live_server):
     service.configure(EMAIL_RATE_LIMIT="5/s", EMAIL_BATCH_DELAY=0)
     service.smtp.failures.add("gone@example.com", 550)
     service.start_worker(queues="email,sms")
-    admin = get_user_model().objects.create_superuser("root", "root@example.com", "pw-root-123")
+    admin = AdminFactory(username="root", password="pw-root-123")
     small = ["ok@example.com", "gone@example.com"]
     message_send(owner=admin, channel="email", recipients=small, subject="Hello", message="Hi")
-    recipients = [f"user{i}@example.com" for i in range(40)]
+    recipients = addresses(40)
     job = message_send(
         owner=admin, channel="email", recipients=recipients, subject="Weekly deals", message="M"
     ).job
@@ -184,14 +181,14 @@ def test_dashboard_in_a_browser(service, live_server):
         assert page.evaluate("window.notReloaded") is True  # the bar moved without a reload
         sent = int(page.locator(f'[data-job="{job.id}"][data-field="completed"]').inner_text())
         assert sent > 0
-        page.wait_for_timeout(500)  # the bars animate their width
+        page.wait_for_function(NOT_ANIMATING)  # the bars animate their width
         page.screenshot(path=ARTIFACTS / "admin-job-list.png", full_page=True)
 
         page.click(f'a[href="{JOBS}{job.id}/change/"]')
         page.wait_for_selector("#job-recipients tbody tr")
         assert page.locator("#job-recipients tbody tr").count() == 40
         assert "sent" in page.inner_text(".field-outcomes")
-        page.wait_for_timeout(500)
+        page.wait_for_function(NOT_ANIMATING)
         page.screenshot(path=ARTIFACTS / "admin-job-page.png", full_page=True)
 
         page.goto(f"{live_server.url}{JOBS}")

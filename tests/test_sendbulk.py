@@ -15,6 +15,8 @@ from communication.backends.sms import locmem
 from communication.models import Delivery, Job
 from communication.suppression import suppression_add
 
+from .helpers import addresses, configure, use_smtp
+
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.timeout(60)  # a send that waits for a worker that never comes
 
@@ -90,7 +92,7 @@ def test_text_file_and_message_file_for_sms(tmp_path):
 @pytest.mark.django_db
 def test_dry_run_validates_and_creates_nothing(tmp_path):
     path = tmp_path / "list.csv"
-    path.write_text("email\n" + "".join(f"u{i}@example.com\n" for i in range(12)) + "bad@\n")
+    path.write_text("\n".join(["email", *addresses(12, prefix="u"), "bad@"]) + "\n")
     users = get_user_model().objects.count()
 
     code, error = exit_code("email", recipients_file=str(path), subject="S", message="M", dry_run=1)
@@ -132,8 +134,7 @@ def test_unusable_input_exits_2(args, options, expected):
 
 @pytest.mark.django_db
 def test_a_permanent_failure_exits_1_and_is_listed(settings, smtp_server):
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", smtp_server.port
+    use_smtp(settings, smtp_server.port)
     smtp_server.failures.add("gone@example.com", 550)
 
     code, error = exit_code("email", "ok@example.com", "gone@example.com", subject="S", message="M")
@@ -157,7 +158,7 @@ def test_progress_bar_follows_a_queued_job_on_a_real_worker(service, tmp_path):
     service.configure(EMAIL_RATE_LIMIT="40/s", EMAIL_BATCH_DELAY=0, EMAIL_BATCH_SIZE=5)
     service.start_worker(queues="email")
     path = tmp_path / "list.txt"
-    path.write_text("".join(f"user{i}@example.com\n" for i in range(12)))
+    path.write_text("\n".join(addresses(12)) + "\n")
 
     out, err = sendbulk("email", recipients_file=str(path), subject="S", message="<p>M</p>")
 
@@ -171,13 +172,8 @@ def test_progress_bar_follows_a_queued_job_on_a_real_worker(service, tmp_path):
 
 @pytest.mark.django_db(transaction=True)
 def test_embedded_mode_waits_for_the_job_in_a_thread(settings, tmp_path):
-    settings.COMMUNICATION = {
-        **settings.COMMUNICATION,
-        "EMBEDDED": True,
-        "EMAIL_RATE_LIMIT": "100/s",
-        "EMAIL_BATCH_DELAY": 0,
-    }
-    recipients = [f"user{i}@example.com" for i in range(15)]
+    configure(settings, EMBEDDED=True, EMAIL_RATE_LIMIT="100/s", EMAIL_BATCH_DELAY=0)
+    recipients = addresses(15)
 
     out, err = sendbulk("email", *recipients, subject="S", message="M", no_wait=True)
 

@@ -6,32 +6,27 @@ from django.core import mail
 from communication.models import Delivery, DeliveryStatus, Job
 from communication.services.batches import job_batch_send
 from communication.services.claims import Outcome, SendReport, deliveries_claim, deliveries_record
-from communication.services.jobs import job_create
 from communication.stores import get_batch_gate, get_job_runtime, process_owner
 from communication.tasks import send_batch
+
+from ..factories import JobFactory
+from ..helpers import addresses, configure
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def fast(settings):
-    settings.COMMUNICATION = {
-        **settings.COMMUNICATION,
-        "EMAIL_RATE_LIMIT": "1000/s",
-        "EMAIL_BATCH_SIZE": 5,
-        "EMAIL_BATCH_DELAY": 0,  # lanes run freely: the pause between batches is tested below
-    }
-
-
-def make_job(user, n=12):
-    recipients = [f"r{i}@example.com" for i in range(n)]
-    return job_create(
-        owner=user, channel="email", recipients=recipients, message="<p>x</p>", subject="S"
+    configure(
+        settings,
+        EMAIL_RATE_LIMIT="1000/s",
+        EMAIL_BATCH_SIZE=5,
+        EMAIL_BATCH_DELAY=0,  # lanes run freely: the pause between batches is tested below
     )
 
 
 def test_the_same_link_delivered_twice_sends_one_batch(user, fast):
-    job = make_job(user)
+    job = JobFactory(owner=user, size=12)
     [token] = get_job_runtime().start_lanes(job.id, 1)
 
     send_batch(str(job.id), "email", 0, token)
@@ -42,7 +37,7 @@ def test_the_same_link_delivered_twice_sends_one_batch(user, fast):
 
 
 def test_a_superseded_lane_stops(user, fast):
-    job = make_job(user)
+    job = JobFactory(owner=user, size=12)
     [old] = get_job_runtime().start_lanes(job.id, 1)
     [new] = get_job_runtime().start_lanes(job.id, 1)  # the sweep dispatched the job again
 
@@ -53,7 +48,7 @@ def test_a_superseded_lane_stops(user, fast):
 
 
 def test_a_lane_survives_redis_losing_its_state(user, fast, redis_server):
-    job = make_job(user)
+    job = JobFactory(owner=user, size=12)
     [token] = get_job_runtime().start_lanes(job.id, 1)
     redis_server.client().flushall()
     send_batch(str(job.id), "email", 0, token)
@@ -61,7 +56,7 @@ def test_a_lane_survives_redis_losing_its_state(user, fast, redis_server):
 
 
 def test_lanes_run_the_job_to_its_end_and_finish_it_once(user, fast):
-    job = make_job(user)
+    job = JobFactory(owner=user, size=12)
     tokens = get_job_runtime().start_lanes(job.id, 2)
     pending = [(lane, token) for lane, token in enumerate(tokens)]
     runtime = get_job_runtime()
@@ -74,11 +69,11 @@ def test_lanes_run_the_job_to_its_end_and_finish_it_once(user, fast):
         steps += 1
     job.refresh_from_db()
     assert job.status == "completed" and job.completed_count == 12
-    assert sorted(m.to[0] for m in mail.outbox) == sorted(f"r{i}@example.com" for i in range(12))
+    assert sorted(m.to[0] for m in mail.outbox) == sorted(addresses(12))
 
 
 def test_an_outcome_is_recorded_only_by_the_claim_holder(user, fast):
-    job = make_job(user, n=1)
+    job = JobFactory(owner=user, size=1)
     claim = deliveries_claim(job=job, limit=1)
     delivery = claim.deliveries[0]
     # The lease expired and recovery handed the row to someone else.
@@ -92,7 +87,7 @@ def test_an_outcome_is_recorded_only_by_the_claim_holder(user, fast):
 
 
 def test_claims_never_overlap(user, fast):
-    job = make_job(user, n=7)
+    job = JobFactory(owner=user, size=7)
     first = deliveries_claim(job=job, limit=5)
     second = deliveries_claim(job=job, limit=5)
     third = deliveries_claim(job=job, limit=5)
@@ -102,8 +97,8 @@ def test_claims_never_overlap(user, fast):
 
 
 def test_a_jobs_lanes_share_one_pause_between_batches(user, fast, settings):
-    settings.COMMUNICATION = {**settings.COMMUNICATION, "EMAIL_BATCH_DELAY": 1.0}
-    job = make_job(user)
+    configure(settings, EMAIL_BATCH_DELAY=1.0)
+    job = JobFactory(owner=user, size=12)
 
     assert job_batch_send(job_id=job.id) == 1.0  # lane 0 sent a batch, then pauses
     wait = job_batch_send(job_id=job.id)  # lane 1 comes at once: the pause holds it back too

@@ -15,21 +15,14 @@ from communication.backends.email import classify_email_error
 from communication.exceptions import CommunicationError, RecipientsRefused
 from communication.models import Channel, Delivery, Job
 from communication.senders import EmailSender, message_id
+from tests.helpers import use_smtp
 from tests.servers import SmtpServer, free_port
 
 
 @pytest.fixture
 def smtp(settings: Any, smtp_server: SmtpServer) -> SmtpServer:
-    use_smtp(settings, smtp_server.port)
+    use_smtp(settings, smtp_server.port, timeout=5)
     return smtp_server
-
-
-def use_smtp(settings: Any, port: int) -> None:
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
-    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
-    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
-    settings.EMAIL_TIMEOUT = 5
 
 
 def send_error(to: str) -> CommunicationError:
@@ -65,7 +58,7 @@ class TestSmtpErrors:
         assert smtp.recipients() == ["ama@example.com"]
 
     def test_server_down_is_retryable(self, settings: Any) -> None:
-        use_smtp(settings, free_port())  # nothing listens there
+        use_smtp(settings, free_port(), timeout=5)  # nothing listens there
         error = send_error("ama@example.com")
         assert error.retryable is True
         assert error.status_code is None
@@ -74,7 +67,7 @@ class TestSmtpErrors:
         # A server of its own: an aiosmtpd Controller cannot be started again once stopped.
         server = SmtpServer()
         server.start()
-        use_smtp(settings, server.port)
+        use_smtp(settings, server.port, timeout=5)
         backend = get_email_backend()
         assert backend.open()
         server.stop()

@@ -4,7 +4,7 @@ import pytest
 
 from communication.models import Delivery, Job
 
-from ..polling import poll_progress
+from ..helpers import addresses, final_progress, parts, send_email, send_sms
 
 pytestmark = pytest.mark.slow
 
@@ -12,31 +12,21 @@ pytestmark = pytest.mark.slow
 def test_bulk_email_is_queued_and_sent_once_each(service, api):
     service.configure(EMAIL_RATE_LIMIT="100/s", EMAIL_BATCH_DELAY=0.1)
     service.start_worker(concurrency=2)
-    recipients = [f"user{i}@example.com" for i in range(25)]
+    recipients = addresses(25)
 
-    response = api.post(
-        "/api/communication/email/send",
-        {"recipients": recipients, "subject": "Deals", "message": "<p>Hello <b>there</b></p>"},
-        format="json",
-    )
+    body = send_email(api, recipients, message="<p>Hello <b>there</b></p>", bulk=False)
 
-    assert response.status_code == 202, response.json()
-    body = response.json()
     assert body["queued"] is True and body["total"] == 25 and body["rejected"] == []
-    polls = poll_progress(api, "email", body["jobId"])
-    assert polls[-1]["status"] == "completed" and polls[-1]["completed"] == 25
-    assert polls[-1]["progress"] == 100
+    final = final_progress(api, "email", body["jobId"])
+    assert final["status"] == "completed" and final["completed"] == 25
+    assert final["progress"] == 100
     assert sorted(service.smtp.recipients()) == sorted(recipients)
     assert service.smtp.duplicates() == {}
     message = service.smtp.messages()[0]
     assert message["Subject"] == "Deals"
     assert message["Message-ID"].startswith(f"<{body['jobId'].replace('-', '')}.")
-    parts = {
-        part.get_content_type(): part.get_payload(decode=True).decode()
-        for part in message.walk()
-        if not part.is_multipart()
-    }
-    assert "Hello there" in parts["text/plain"] and "<b>there</b>" in parts["text/html"]
+    text = parts(message)
+    assert "Hello there" in text["text/plain"] and "<b>there</b>" in text["text/html"]
 
 
 def test_bulk_sms_retries_transient_and_fails_permanent(service, api):
@@ -48,16 +38,11 @@ def test_bulk_sms_retries_transient_and_fails_permanent(service, api):
     service.start_worker()
     numbers = [f"024100000{i}" for i in range(10)] + ["+233241000010", "024100000 1"]
 
-    response = api.post(
-        "/api/communication/sms/send",
-        {"recipients": numbers, "message": "Sale today", "isBulk": True},
-        format="json",
-    )
+    body = send_sms(api, numbers, message="Sale today")
 
-    assert response.status_code == 202
-    job_id = response.json()["jobId"]
-    assert response.json()["total"] == 11  # the spaced duplicate collapsed
-    final = poll_progress(api, "sms", job_id)[-1]
+    job_id = body["jobId"]
+    assert body["total"] == 11  # the spaced duplicate collapsed
+    final = final_progress(api, "sms", job_id)
     assert final["status"] == "completed_with_errors"
     assert (final["completed"], final["failed"]) == (9, 2)
     sent = service.sms.counts()

@@ -99,10 +99,10 @@ def test_concurrent_reservers_never_exceed_the_limit(client):
         for _ in range(4):
             reservation = limit.reserve(3, horizon=1.0)
             for slot in reservation.slots:
-                time.sleep(max(0.0, slot - time.monotonic()))
+                time.sleep(max(0.0, slot - time.monotonic()))  # the pacing being tested
                 if not reservation.is_late(slot):
                     sends.append(time.monotonic())
-            time.sleep(reservation.wait)
+            time.sleep(reservation.wait)  # as the limiter says, before reserving again
 
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(reserve_and_wait, range(8)))

@@ -24,15 +24,12 @@ from communication.backends.http import retry_after_seconds
 from communication.backends.sms import console, file, locmem
 from communication.backends.sms.base import BaseSmsBackend, SmsMessage
 from communication.exceptions import CommunicationError, ProviderConfigurationError
+from tests.helpers import configure
 from tests.servers import free_port
 
 TO = ["+233241234567", "+233501234567", "+14155550123"]
 
 Received = Callable[[], list[str]]
-
-
-def configure(settings: Any, **options: Any) -> None:
-    settings.COMMUNICATION = {**settings.COMMUNICATION, **options}
 
 
 def messages(*recipients: str, body: str = "Hello") -> list[SmsMessage]:
@@ -315,7 +312,7 @@ class HttpBackendContract(SmsBackendContract):
         backend = get_sms_backend(self.alias)
 
         def slow(request: Request) -> Response:
-            time.sleep(0.6)
+            time.sleep(0.6)  # the slow provider being tested: it answers after the timeout
             return self.ok_response(request)
 
         httpserver.expect_oneshot_request(self.path, method="POST").respond_with_handler(slow)

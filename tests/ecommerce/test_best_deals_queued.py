@@ -3,8 +3,8 @@
 import pytest
 from django.utils import timezone
 
-from .factories import CustomerFactory, DealFactory
-from .helpers import SEND_URL, by_recipient, parts, progress_final
+from ..factories import CustomerFactory, DealFactory
+from ..helpers import BEST_DEALS_URL, final_progress, parts
 
 pytestmark = pytest.mark.slow
 
@@ -18,7 +18,9 @@ def test_send_to_all_goes_through_the_queue_once_per_customer(service, api, sett
     inactive = CustomerFactory(is_active=False)
     worker = service.start_worker(concurrency=2)
 
-    response = api.post(SEND_URL, {"sendToAll": True, "customerIds": [inactive.id]}, format="json")
+    response = api.post(
+        BEST_DEALS_URL, {"sendToAll": True, "customerIds": [inactive.id]}, format="json"
+    )
 
     assert response.status_code == 202, response.json()
     body = response.json()
@@ -29,13 +31,13 @@ def test_send_to_all_goes_through_the_queue_once_per_customer(service, api, sett
         inactive.id: "inactive customer",
     }
     try:
-        final = progress_final(api, body["jobId"])
+        final = final_progress(api, "email", body["jobId"], timeout=30.0)
     except AssertionError as err:
         raise AssertionError(f"{err}\nworker log:\n{worker.output()[-4000:]}") from err
     assert final["status"] == "completed" and final["completed"] == 30, final
     assert service.smtp.duplicates() == {}
     assert sorted(service.smtp.recipients()) == sorted(c.email for c in customers)
-    received = by_recipient(service.smtp)
+    received = service.smtp.by_recipient()
     for customer in customers[:3]:
         message = received[customer.email]
         assert f"Hi {customer.first_name}," in parts(message)["text/plain"]

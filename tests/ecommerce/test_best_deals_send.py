@@ -7,8 +7,8 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from .factories import CustomerFactory, DealFactory
-from .helpers import NO_SPACING, SEND_URL, by_recipient, parts
+from ..factories import CustomerFactory, DealFactory
+from ..helpers import BEST_DEALS_URL, NO_SPACING, parts
 
 
 @pytest.fixture
@@ -38,13 +38,13 @@ def test_each_customer_gets_their_name_and_the_deals_best_first(smtp_service, ap
     ama = CustomerFactory(first_name="Ama", email="ama.mensah@example.com")
     kofi = CustomerFactory(first_name="Kofi", email="Kofi.Owusu@Example.com")
 
-    response = api.post(SEND_URL, {"customerIds": [ama.id, kofi.id]}, format="json")
+    response = api.post(BEST_DEALS_URL, {"customerIds": [ama.id, kofi.id]}, format="json")
 
     assert response.status_code == 200, response.json()
     body = response.json()
     assert body["success"] is True and body["queued"] is False
     assert (body["total"], body["sent"], body["failed"], body["rejected"]) == (2, 2, 0, [])
-    received = by_recipient(smtp_service.smtp)
+    received = smtp_service.smtp.by_recipient()
     assert set(received) == {"ama.mensah@example.com", "Kofi.Owusu@example.com"}
     assert smtp_service.smtp.duplicates() == {}
     for address, name in [("ama.mensah@example.com", "Ama"), ("Kofi.Owusu@example.com", "Kofi")]:
@@ -67,7 +67,7 @@ def test_each_customer_gets_their_name_and_the_deals_best_first(smtp_service, ap
 def test_list_unsubscribe_headers_point_at_the_customers_link(smtp_service, api, deals):
     ama = CustomerFactory(first_name="Ama")
 
-    assert api.post(SEND_URL, {"customerIds": [ama.id]}, format="json").status_code == 200
+    assert api.post(BEST_DEALS_URL, {"customerIds": [ama.id]}, format="json").status_code == 200
 
     message = smtp_service.smtp.messages()[0]
     header = "".join(message["List-Unsubscribe"].split())
@@ -89,7 +89,7 @@ def test_skipped_customers_are_rejected_with_their_reasons(smtp_service, api, de
         "manualEmails": ["someone@example.com", "not-an-email", "Ama@Example.com", "  "],
     }
 
-    response = api.post(SEND_URL, payload, format="json")
+    response = api.post(BEST_DEALS_URL, payload, format="json")
 
     assert response.status_code == 200, response.json()
     body = response.json()
@@ -103,7 +103,7 @@ def test_skipped_customers_are_rejected_with_their_reasons(smtp_service, api, de
     assert reasons[twin.id] == f"same email address as customer {ama.id}"
     assert "not-an-email" in reasons and "  " in reasons
     assert len(body["rejected"]) == 7
-    received = by_recipient(smtp_service.smtp)
+    received = smtp_service.smtp.by_recipient()
     assert set(received) == {"ama@example.com", "someone@example.com"}
     stranger = received["someone@example.com"]
     assert all("Hi there," in text for text in parts(stranger).values())
@@ -116,7 +116,7 @@ def test_a_manual_email_of_an_opted_out_customer_is_not_sent(smtp_service, api, 
     CustomerFactory(email="gone@example.com", email_opt_out_at=timezone.now())
 
     response = api.post(
-        SEND_URL, {"manualEmails": ["gone@example.com", "new@example.com"]}, format="json"
+        BEST_DEALS_URL, {"manualEmails": ["gone@example.com", "new@example.com"]}, format="json"
     )
 
     assert response.status_code == 200
@@ -129,7 +129,7 @@ def test_a_manual_email_of_an_opted_out_customer_is_not_sent(smtp_service, api, 
 def test_nobody_to_send_to_is_a_400_listing_who_was_skipped(api, deals):
     inactive = CustomerFactory(is_active=False)
 
-    response = api.post(SEND_URL, {"customerIds": [inactive.id, 424242]}, format="json")
+    response = api.post(BEST_DEALS_URL, {"customerIds": [inactive.id, 424242]}, format="json")
 
     assert response.status_code == 400
     body = response.json()
@@ -141,7 +141,7 @@ def test_no_active_deal_is_a_409(api, db):
     DealFactory(is_active=False)
     customer = CustomerFactory()
 
-    response = api.post(SEND_URL, {"customerIds": [customer.id]}, format="json")
+    response = api.post(BEST_DEALS_URL, {"customerIds": [customer.id]}, format="json")
 
     assert response.status_code == 409
     assert response.json()["success"] is False
@@ -165,7 +165,7 @@ def test_no_active_deal_is_a_409(api, db):
     ],
 )
 def test_bad_input_is_a_json_400(api, deals, payload):
-    response = api.post(SEND_URL, payload, format="json")
+    response = api.post(BEST_DEALS_URL, payload, format="json")
 
     assert response.status_code == 400, response.content
     assert response["Content-Type"] == "application/json"
@@ -174,7 +174,7 @@ def test_bad_input_is_a_json_400(api, deals, payload):
 
 
 def test_malformed_json_is_a_json_400(api, deals):
-    response = api.post(SEND_URL, '{"customerIds": [1,', content_type="application/json")
+    response = api.post(BEST_DEALS_URL, '{"customerIds": [1,', content_type="application/json")
 
     assert response.status_code == 400
     assert response.json()["success"] is False
@@ -183,7 +183,7 @@ def test_malformed_json_is_a_json_400(api, deals):
 def test_anonymous_requests_are_refused(db, deals):
     customer = CustomerFactory()
 
-    response = APIClient().post(SEND_URL, {"customerIds": [customer.id]}, format="json")
+    response = APIClient().post(BEST_DEALS_URL, {"customerIds": [customer.id]}, format="json")
 
     assert response.status_code in (401, 403)
     assert response.json()["success"] is False

@@ -11,7 +11,7 @@ from ecommerce.models import Customer, Deal
 from ecommerce.selectors import deal_list_active
 from ecommerce.services import deal_context, price_format
 
-from .factories import DealFactory
+from ..factories import DealFactory
 
 
 def test_active_deals_are_live_ones_best_discount_first(db):

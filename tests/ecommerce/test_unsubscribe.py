@@ -1,5 +1,8 @@
 """The signed unsubscribe link of each email: confirm page, form POST, RFC 8058 one-click."""
 
+import re
+from email.message import Message
+
 import pytest
 from django.core import signing
 from django.test import Client
@@ -7,10 +10,17 @@ from django.test import Client
 from ecommerce.models import Customer
 from ecommerce.unsubscribe import unsubscribe_url
 
-from .factories import CustomerFactory, DealFactory
-from .helpers import NO_SPACING, SEND_URL, by_recipient, link_path
+from ..factories import CustomerFactory, DealFactory
+from ..helpers import BEST_DEALS_URL, NO_SPACING, parts
 
 ONE_CLICK = "List-Unsubscribe=One-Click"
+
+
+def link_path(message: Message) -> str:
+    """The path of the unsubscribe link in the plain-text part."""
+    match = re.search(r"Unsubscribe: http://testserver(\S+)", parts(message)["text/plain"])
+    assert match, parts(message)["text/plain"]
+    return match.group(1)
 
 
 @pytest.fixture
@@ -21,9 +31,9 @@ def sent(service, settings, api):
     DealFactory(title="Kente stole")
     ama = CustomerFactory(first_name="Ama", email="ama@example.com")
     kofi = CustomerFactory(first_name="Kofi", email="kofi@example.com")
-    response = api.post(SEND_URL, {"customerIds": [ama.id, kofi.id]}, format="json")
+    response = api.post(BEST_DEALS_URL, {"customerIds": [ama.id, kofi.id]}, format="json")
     assert response.status_code == 200 and response.json()["sent"] == 2, response.content
-    return ama, kofi, link_path(by_recipient(service.smtp)["ama@example.com"])
+    return ama, kofi, link_path(service.smtp.by_recipient()["ama@example.com"])
 
 
 def test_get_only_asks_for_confirmation(sent):
@@ -48,13 +58,13 @@ def test_the_form_post_opts_out_and_the_next_send_skips_the_customer(sent, api, 
     assert ama.email_opted_out and ama.email_opt_out_source == "unsubscribe_link"
     assert b"You are unsubscribed" in Client().get(path).content
     service.smtp.received.clear()
-    again = api.post(SEND_URL, {"customerIds": [ama.id, kofi.id]}, format="json")
+    again = api.post(BEST_DEALS_URL, {"customerIds": [ama.id, kofi.id]}, format="json")
     assert again.status_code == 200
     assert again.json()["rejected"] == [
         {"recipient": ama.id, "reason": "customer opted out of email"}
     ]
     assert service.smtp.recipients() == ["kofi@example.com"]
-    everyone = api.post(SEND_URL, {"sendToAll": True}, format="json")
+    everyone = api.post(BEST_DEALS_URL, {"sendToAll": True}, format="json")
     assert everyone.json()["total"] == 1
     assert service.smtp.recipients() == ["kofi@example.com", "kofi@example.com"]
 

@@ -19,6 +19,7 @@ from communication.backends import email_provider_name, get_email_backend, get_s
 from communication.backends.email import classify_email_error
 from communication.backends.sms.base import SmsMessage
 from communication.exceptions import CommunicationError
+from tests.helpers import configure
 
 pytestmark = pytest.mark.live
 
@@ -31,8 +32,10 @@ def env(*names: str) -> dict[str, str]:
     return {name: os.environ[name] for name in names}
 
 
-def configure(settings: Any, **options: Any) -> None:
-    settings.COMMUNICATION = {**settings.COMMUNICATION, "PROVIDER_TIMEOUT": 20.0, **options}
+@pytest.fixture(autouse=True)
+def patient(settings: Any) -> None:
+    """Real vendors get 20 s to answer."""
+    configure(settings, PROVIDER_TIMEOUT=20.0)
 
 
 class TestTwilioLive:

@@ -13,21 +13,15 @@ from communication.exceptions import CommunicationError, ProviderConfigurationEr
 from communication.models import Delivery
 from communication.rate_limit import parse_rules
 from communication.senders import SmsSender
-from communication.services.batches import job_batch_send
-from communication.services.jobs import job_create
 from communication.stores import get_provider_pool, get_rate_limiter, get_redis
 
-from ..servers import Failures, SmsProvider
+from ..factories import SmsJobFactory
+from ..helpers import configure, numbers, run_until_done
+from ..servers import SmsProvider
 
 pytestmark = pytest.mark.django_db
 
-
-def numbers(start: int, count: int) -> list[str]:
-    return [f"+23324200{i:04d}" for i in range(start, start + count)]
-
-
-def configure(settings: Any, **options: Any) -> None:
-    settings.COMMUNICATION = {**settings.COMMUNICATION, **options}
+PREFIX = "+2332420"  # this module's recipients
 
 
 def test_the_configuration_is_parsed() -> None:
@@ -66,7 +60,7 @@ def test_a_bad_configuration_names_the_setting(text: str) -> None:
 
 
 def test_without_providers_the_single_backend_is_used(settings: Any, user: Any) -> None:
-    job = job_create(owner=user, channel="sms", recipients=numbers(0, 1), message="Hi")
+    job = SmsJobFactory(owner=user, recipients=numbers(1, prefix=PREFIX))
     assert get_provider_pool() is None
     assert SmsSender(job).provider == "locmem"
 
@@ -143,23 +137,16 @@ def two_providers(settings: Any):
     backup.stop()
 
 
-def run_until_done(job_id: object, deadline: float = 30.0) -> None:
-    stop = time.monotonic() + deadline
-    while (wait := job_batch_send(job_id=job_id)) is not None:
-        assert time.monotonic() < stop, "the job did not finish"
-        time.sleep(wait)
-
-
 def test_traffic_moves_to_the_healthy_provider_and_back(
     two_providers: tuple[SmsProvider, SmsProvider], user: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     primary, backup = two_providers
-    first = numbers(0, 30)
+    first = numbers(30, prefix=PREFIX)
     for number in first:
         primary.failures.add(number, 503)  # the primary is down
 
-    job = job_create(owner=user, channel="sms", recipients=first, message="Hi")
-    run_until_done(job.id)
+    job = SmsJobFactory(owner=user, recipients=first)
+    run_until_done(job.id, deadline=30.0)
 
     job.refresh_from_db()
     assert job.status == "completed" and job.completed_count == 30
@@ -170,12 +157,12 @@ def test_traffic_moves_to_the_healthy_provider_and_back(
     assert all(ids)
 
     # The primary recovers; a minute later its failures have aged out and it is used again.
-    primary.failures = Failures()
+    primary.failures.clear()
     later = time.time() + 61
     monkeypatch.setattr(providers, "pool_clock", lambda: later)
-    second = numbers(100, 30)
-    job = job_create(owner=user, channel="sms", recipients=second, message="Hi")
-    run_until_done(job.id)
+    second = numbers(30, start=100, prefix=PREFIX)
+    job = SmsJobFactory(owner=user, recipients=second)
+    run_until_done(job.id, deadline=30.0)
 
     job.refresh_from_db()
     assert job.completed_count == 30
@@ -189,9 +176,10 @@ def test_the_sender_records_each_send_into_its_providers_health(settings: Any, u
     provider.start()
     try:
         configure(settings, SMS_PROVIDERS=f"only=webhook:{provider.url} from=Shop")
-        provider.failures.add(numbers(1, 1)[0], 503)
-        provider.failures.add(numbers(2, 1)[0], 400)  # the recipient's fault, not the provider's
-        job = job_create(owner=user, channel="sms", recipients=numbers(0, 3), message="Hi")
+        recipients = numbers(3, prefix=PREFIX)
+        provider.failures.add(recipients[1], 503)
+        provider.failures.add(recipients[2], 400)  # the recipient's fault, not the provider's
+        job = SmsJobFactory(owner=user, recipients=recipients)
         sender = SmsSender(job)
         assert sender.provider == "only"
         sender.open()

@@ -6,27 +6,23 @@ from collections import Counter
 
 import pytest
 
+from ..helpers import final_progress, numbers
 from ..servers import Worker, wait_until
-from .conftest import Client, create_token
 
 pytestmark = pytest.mark.slow
 
 RECIPIENTS = 120
-
-
-def numbers(count: int) -> list[str]:
-    return [f"+2332430{i:05d}" for i in range(count)]
+PREFIX = "+2332430"  # this module's recipients
 
 
 def test_postgres_restart_mid_job(service, private_postgres, sms_provider):
     service.configure(SMS_RATE_LIMIT="20/s")  # otherwise the shipped defaults
     env = {**service.env, "DATABASE_URL": private_postgres.database("rel_pg_restart")}
-    token = create_token(env, "ama")
     web = service.start_web(env)
     workers = [Worker(env, beat=True), Worker(env, concurrency=2)]
     try:
-        client = Client(web.url, token)
-        recipients = numbers(RECIPIENTS)
+        client = web.client("ama")
+        recipients = numbers(RECIPIENTS, prefix=PREFIX)
         response = client.post(
             "/api/communication/sms/send", {"recipients": recipients, "message": "Sale"}
         )
@@ -39,7 +35,7 @@ def test_postgres_restart_mid_job(service, private_postgres, sms_provider):
         private_postgres.restart(down_for=3.0)
         restarted = time.monotonic() - began
         errors: list[str] = []
-        final = client.wait_final("sms", job_id, timeout=120, errors=errors)
+        final = final_progress(client, "sms", job_id, timeout=120, errors=errors)
         took = time.monotonic() - began
         rows = private_postgres.sql(
             "SELECT status, count(*) FROM communication_delivery "

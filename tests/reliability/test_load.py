@@ -13,19 +13,21 @@ from collections import Counter, defaultdict
 
 import pytest
 import requests
-from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 
 from communication.models import Delivery, Job, JobStatus
 
+from ..factories import UserFactory
+from ..helpers import numbers
 from ..servers import SinkProcess, wait_until
-from .conftest import Client
+from ..web import HttpApiClient
 
 pytestmark = pytest.mark.slow
 
 USERS = 30
 ACCOUNTS = 5
 DURATION = 60.0
+PREFIX = "+2332440"  # this module's recipients
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -37,14 +39,11 @@ def test_thirty_users_for_sixty_seconds(service):
     sink = SinkProcess()
     service.configure(SMS_RATE_LIMIT="200/s", SMS_BATCH_DELAY=0, SMS_WEBHOOK_URL=sink.url)
     env = {**service.env, "SEND_THROTTLE_RATE": "100000/min", "API_THROTTLE_RATE": "100000/min"}
-    tokens = [
-        Token.objects.create(user=get_user_model().objects.create_user(f"load{i}")).key
-        for i in range(ACCOUNTS)
-    ]
+    tokens = [Token.objects.create(user=user).key for user in UserFactory.create_batch(ACCOUNTS)]
     web = service.start_web(env, workers=2, threads=8)
     for _ in range(2):
         service.start_worker(concurrency=2)
-    numbers = itertools.count()
+    starts = itertools.count(step=2)
     lock = threading.Lock()
     latencies: dict[str, list[float]] = defaultdict(list)
     statuses: Counter[str] = Counter()
@@ -65,20 +64,20 @@ def test_thirty_users_for_sixty_seconds(service):
         return response
 
     def user(index: int) -> None:
-        client = Client(web.url, tokens[index % ACCOUNTS])
+        client = HttpApiClient(web.url, tokens[index % ACCOUNTS])
         while time.monotonic() < deadline:
             with lock:
-                recipients = [f"+2332440{next(numbers):05d}" for _ in range(2)]
+                recipients = numbers(2, start=next(starts), prefix=PREFIX)
             body = {"recipients": recipients, "message": "Sale", "isBulk": True}
             response = timed("send", client.post, "/api/communication/sms/send", body)
             if response is None or response.status_code != 202:
-                time.sleep(0.5)
+                time.sleep(0.5)  # a user's pace is part of the load: they try again later
                 continue
             job_id = response.json()["jobId"]
             with lock:
                 accepted.append(job_id)
             while time.monotonic() < deadline:
-                time.sleep(0.5)
+                time.sleep(0.5)  # the load being tested: each user polls every 0.5 s
                 poll = timed(
                     "progress", client.get, "/api/communication/sms/progress", {"jobId": job_id}
                 )

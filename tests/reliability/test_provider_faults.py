@@ -5,16 +5,17 @@ when the outage ends within the retry window. Figures printed here are in docs/R
 """
 
 import itertools
+import re
 import time
 from collections import Counter
+from datetime import UTC, datetime
 
 import pytest
 
 from communication.models import Delivery
 
-from ..polling import poll_progress
-from ..servers import wait_until
-from .conftest import Outage, failed_attempts
+from ..helpers import ProgressPoller, addresses, numbers, send
+from ..servers import Outage, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -27,32 +28,32 @@ COOLDOWN = 4.0
 OUTAGE = 20.0
 
 
-def numbers(count: int) -> list[str]:
-    return [f"+2332420{i:05d}" for i in range(count)]
+PREFIX = "+2332420"  # this module's recipients
+SALE = {"subject": "Sale", "message": "<p>Sale</p>"}
+
+# Worker log lines: "2026-01-31 12:00:00,123 INFO communication.services.sending send failed
+# job=<uuid> delivery=<id>: <error>", in UTC (settings.TIME_ZONE, which Django exports as TZ).
+FAILED_LINE = re.compile(
+    r"^\[?(?P<at>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}).*send failed job=(?P<job>\S+) "
+    r"delivery=(?P<delivery>\d+): (?P<error>.*)$",
+    re.M,
+)
 
 
-def emails(count: int) -> list[str]:
-    return [f"customer{i:05d}@example.com" for i in range(count)]
+def failed_attempts(log: str, job_id: str) -> dict[int, list[float]]:
+    """Times (epoch seconds) of the failed send attempts of each delivery, from worker logs."""
+    found: dict[int, list[float]] = {}
+    for match in FAILED_LINE.finditer(log):
+        if match["job"] != str(job_id):
+            continue
+        at = datetime.strptime(match["at"], "%Y-%m-%d %H:%M:%S,%f").replace(tzinfo=UTC)
+        found.setdefault(int(match["delivery"]), []).append(at.timestamp())
+    return found
 
 
-def send(api, channel: str, recipients: list[str]) -> str:
-    body = {"recipients": recipients, "message": "<p>Sale</p>", "isBulk": True}
-    if channel == "email":
-        body["subject"] = "Sale"
-    response = api.post(f"/api/communication/{channel}/send", body, format="json")
-    assert response.status_code == 202, response.json()
-    return response.json()["jobId"]
-
-
-def watch_pauses(api, channel: str, job_id: str, until: float) -> list[dict]:
+def paused_polls(progress: ProgressPoller, until: float) -> list[dict]:
     """Progress polls up to `until` (epoch seconds) that showed the channel paused."""
-    paused = []
-    while time.time() < until:
-        body = api.get(f"/api/communication/{channel}/progress", {"jobId": job_id}).json()
-        if body.get("pausedUntil"):
-            paused.append(body)
-        time.sleep(0.5)
-    return paused
+    return [body for body in progress.until(until) if body.get("pausedUntil")]
 
 
 def assert_spaced_by_backoff(attempts: dict[str, list[float]], backoff: float = BACKOFF) -> float:
@@ -85,14 +86,15 @@ def configure_outage_service(service, channel: str) -> None:
 def test_sms_provider_answering_503_for_20_seconds(service, api, sms_provider):
     configure_outage_service(service, "sms")
     worker = service.start_worker(concurrency=2)
-    recipients = numbers(300)
-    job_id = send(api, "sms", recipients)
+    recipients = numbers(300, prefix=PREFIX)
+    job_id = send(api, "sms", recipients, **SALE)["jobId"]
     wait_until(lambda: len(sms_provider.received) >= 60, 30, what="60 sends")
 
     sms_provider.failures.outage(OUTAGE, 503)
     began = time.time()
-    paused = watch_pauses(api, "sms", job_id, began + OUTAGE)
-    final = poll_progress(api, "sms", job_id, timeout=120)[-1]
+    progress = ProgressPoller(api, "sms", job_id)
+    paused = paused_polls(progress, began + OUTAGE)
+    final = progress.until_final(timeout=120)
     took = time.time() - began
 
     assert sms_provider.duplicates() == {}
@@ -119,15 +121,16 @@ def test_sms_provider_answering_503_for_20_seconds(service, api, sms_provider):
 def test_smtp_server_down_for_20_seconds(service, api, smtp_server):
     configure_outage_service(service, "email")
     worker = service.start_worker(concurrency=2)
-    recipients = emails(300)
-    job_id = send(api, "email", recipients)
+    recipients = addresses(300, prefix="customer")
+    job_id = send(api, "email", recipients, **SALE)["jobId"]
 
     outage = Outage(
         lambda: len(smtp_server.received) >= 60, OUTAGE, smtp_server.stop, smtp_server.start
     )
     wait_until(lambda: outage.began, 30, what="the outage to begin")
-    paused = watch_pauses(api, "email", job_id, outage.began + OUTAGE)
-    final = poll_progress(api, "email", job_id, timeout=120)[-1]
+    progress = ProgressPoller(api, "email", job_id)
+    paused = paused_polls(progress, outage.began + OUTAGE)
+    final = progress.until_final(timeout=120)
     took = time.time() - outage.began
 
     assert smtp_server.duplicates() == {}
@@ -156,12 +159,12 @@ def test_smtp_server_down_for_20_seconds(service, api, smtp_server):
 def test_slow_provider_times_out_and_is_retried(service, api, sms_provider):
     """The first 4 requests take 10 s; PROVIDER_TIMEOUT=2 cuts them, the sends are retried."""
     service.configure(SMS_RATE_LIMIT="20/s", SMS_BATCH_DELAY=0, RETRY_BACKOFF=1, PROVIDER_TIMEOUT=2)
-    sms_provider.slow_count, sms_provider.slow_seconds = 4, 10.0
+    sms_provider.delay, sms_provider.delayed_requests = 10.0, 4
     worker = service.start_worker(concurrency=2)
-    recipients = numbers(40)
+    recipients = numbers(40, prefix=PREFIX)
     started = time.monotonic()
-    job_id = send(api, "sms", recipients)
-    final = poll_progress(api, "sms", job_id, timeout=60)[-1]
+    job_id = send(api, "sms", recipients, **SALE)["jobId"]
+    final = ProgressPoller(api, "sms", job_id).until_final(timeout=60)
     took = time.monotonic() - started
 
     assert (final["status"], final["completed"], final["failed"]) == ("completed", 40, 0)
@@ -189,29 +192,38 @@ def test_slow_provider_times_out_and_is_retried(service, api, sms_provider):
 
 
 def test_circuit_breaker_pauses_the_channel_and_the_job_resumes(service, api, sms_provider):
+    cooldown = 5.0
     service.configure(
         SMS_RATE_LIMIT="50/s",
         SMS_BATCH_DELAY=0,
         RETRY_BACKOFF=1,
         CIRCUIT_BREAKER_THRESHOLD=10,
-        CIRCUIT_BREAKER_COOLDOWN=5,
+        CIRCUIT_BREAKER_COOLDOWN=cooldown,
     )
     worker = service.start_worker(concurrency=2)
-    recipients = numbers(200)
+    recipients = numbers(200, prefix=PREFIX)
     sms_provider.failures.outage(3600, 503)  # down until we say so
-    job_id = send(api, "sms", recipients)
+    job_id = send(api, "sms", recipients, **SALE)["jobId"]
+    progress = ProgressPoller(api, "sms", job_id)
+    paused_until: list[datetime] = []  # as each poll saw it while the circuit was open
 
-    def paused() -> bool:
-        body = api.get("/api/communication/sms/progress", {"jobId": job_id}).json()
-        return bool(body["pausedUntil"])
+    def reopened_after(cooldowns: int) -> bool:
+        """The circuit is open, and a failed probe opened it again `cooldowns` cool-downs after
+        it first opened (within a second: the first poll may see the last failure that opened
+        it, not the first)."""
+        if until := progress.poll()["pausedUntil"]:
+            paused_until.append(datetime.fromisoformat(until))
+        waited = (paused_until[-1] - paused_until[0]).total_seconds() if paused_until else -1
+        return waited >= cooldowns * cooldown - 1
 
-    wait_until(paused, 30, 0.2, "the circuit to open")
-    time.sleep(12)  # two cool-downs and more: only probes reach the provider
+    wait_until(lambda: reopened_after(0), 30, 0.2, "the circuit to open")
+    # Two cool-downs and more: only probes reach the provider, and each failed one reopens it.
+    wait_until(lambda: reopened_after(2), 30, 0.2, "the second failed probe")
     attempts_while_down = len(sms_provider.log)
-    during = poll_progress_once(api, job_id)
-    sms_provider.failures.outage_until = 0  # the provider is back
+    during = progress.poll()
+    sms_provider.failures.clear()  # the provider is back
     back = time.time()
-    final = poll_progress(api, "sms", job_id, timeout=60)[-1]
+    final = progress.until_final(timeout=60)
     resumed_in = min(a.at for a in sms_provider.log if a.status == 200) - back
     down_for = back - min(a.at for a in sms_provider.log)
 
@@ -227,7 +239,3 @@ def test_circuit_breaker_pauses_the_channel_and_the_job_resumes(service, api, sm
         f"send after recovery came {resumed_in:.1f}s after the provider was back; 200 sent once"
     )
     worker.stop()
-
-
-def poll_progress_once(api, job_id: str) -> dict:
-    return api.get("/api/communication/sms/progress", {"jobId": job_id}).json()
