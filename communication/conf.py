@@ -10,7 +10,7 @@ DEFAULTS: dict[str, Any] = {
     "SMS_WEBHOOK_URL": "",
     "SMS_SENDER_ID": "Messaging",
     "SMS_FILE_PATH": "sent_sms",
-    # Several SMS providers with failover (communication.backends.sms.pool); empty: SMS_BACKEND alone.
+    # Several SMS providers with failover (backends/sms/pool.py); empty: SMS_BACKEND alone.
     "SMS_PROVIDERS": "",
     "SMS_FAILOVER_ERROR_RATE": 0.5,
     "SMS_FAILOVER_MIN_SENDS": 5,
