@@ -43,12 +43,12 @@ def job_batch_send(*, job_id: object) -> float | None:
     batch_size = channel_setting(job.channel, "BATCH_SIZE")
     pause = channel_setting(job.channel, "BATCH_DELAY")
     horizon = get_setting("RATE_LIMIT_MAX_WAIT")
-    sender = sender_for(job)
-    limiter = get_rate_limiter(job.channel, sender.provider)
     batch_id = uuid.uuid4().hex
     try:
         if pause and (wait := get_batch_gate().enter(job.id, batch_id, horizon + GATE_MARGIN)):
             return min(wait, MAX_COUNTDOWN)  # another lane's batch, or the pause after it
+        # Chosen before the claim, so that a provider that cannot be built strands no rows.
+        sender = sender_for(job)
         claim = deliveries_claim(job=job, limit=batch_size)
     except redis.RedisError as err:
         logger.warning("redis unavailable, job %s waits: %s", job.id, err)
@@ -59,6 +59,7 @@ def job_batch_send(*, job_id: object) -> float | None:
                 get_batch_gate().open(job.id)
         return _idle_wait(job)
     _job_mark_running(job)
+    limiter = get_rate_limiter(job.channel, sender.provider)
     with log_context(job_id=job.id, channel=job.channel, provider=sender.provider):
         report = claim_send(
             job=job,
